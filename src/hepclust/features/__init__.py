@@ -1,0 +1,1 @@
+"""Derived quantities: kinematics, jet clustering, substructure, dijet tables."""

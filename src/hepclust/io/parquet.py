@@ -1,0 +1,88 @@
+"""Write Parquet atomically and read it back with its contract checked."""
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from hepclust.errors import InputError
+from hepclust.io.schema import check_contract
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds,
+    so a failure never leaves a partial file nor clobbers an existing one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        Path(tmp).replace(path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def conform(table: pa.Table, schema: pa.Schema, source: str | Path) -> pa.Table:
+    """Cast `table` to `schema` (its columns first, in order; extra columns kept after)
+    and reject non-finite values in float columns."""
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise InputError(source, f"missing column(s) {', '.join(missing)}")
+    extra = [n for n in table.column_names if n not in schema.names]
+    try:
+        core = table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise InputError(source, f"cannot convert to the expected types: {err}") from err
+    for name in schema.names:
+        _check_finite(core.column(name), name, source)
+    for name in extra:
+        core = core.append_column(name, table.column(name))
+    return core
+
+
+def _check_finite(column: pa.ChunkedArray, name: str, source: str | Path) -> None:
+    if pa.types.is_list(column.type):
+        column = pc.list_flatten(column)
+    if not pa.types.is_floating(column.type):
+        return
+    values = column.to_numpy(zero_copy_only=False)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InputError(source, f"column {name} has {int(bad.sum())} NaN or infinite value(s)")
+
+
+def write_table(table: pa.Table, path: str | Path, schema: pa.Schema | None = None,
+                source: str | Path | None = None) -> None:
+    """Write `table` to `path` atomically, conformed to `schema` when given."""
+    if schema is not None:
+        table = conform(table, schema, source or path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_table(path: str | Path, schema: pa.Schema | None = None,
+               columns: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file, failing with the file named if it is unreadable, lacks a column
+    of `schema`, has one of the wrong type, or holds no rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    try:
+        parquet = pq.ParquetFile(path)
+        if schema is not None:
+            check_contract(parquet.schema_arrow, schema, path)
+        table = parquet.read(columns=columns)
+    except InputError:
+        raise
+    except (pa.ArrowException, OSError) as err:
+        raise InputError(path, f"not a readable Parquet file ({err})") from err
+    if table.num_rows == 0:
+        raise InputError(path, "holds no rows")
+    return table
