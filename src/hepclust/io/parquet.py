@@ -86,3 +86,13 @@ def read_table(path: str | Path, schema: pa.Schema | None = None,
     if table.num_rows == 0:
         raise InputError(path, "holds no rows")
     return table
+
+
+def merge_shuffled(paths: list[str | Path], schema: pa.Schema, seed: int) -> pa.Table:
+    """Concatenate the tables at `paths` (each checked against `schema`) and shuffle the
+    rows with `seed`, so that classes and shards are mixed."""
+    if not paths:
+        raise InputError("merge", "no input files")
+    table = pa.concat_tables([read_table(p, schema).select(schema.names) for p in paths])
+    order = np.random.default_rng(seed).permutation(table.num_rows)
+    return table.take(pa.array(order))

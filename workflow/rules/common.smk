@@ -1,0 +1,142 @@
+import os
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+def _check_ranges():
+    """What the schema cannot say: lower bounds below upper bounds."""
+    gen = config["jets"]["generate"]
+    for low, high in (("pthat_min", "pthat_max"), ("pt_min", "pt_max")):
+        if gen[low] >= gen[high]:
+            raise ValueError(
+                f"config: jets.generate.{low} ({gen[low]}) must be below "
+                f"jets.generate.{high} ({gen[high]})"
+            )
+
+
+_check_ranges()
+
+# Rule scripts import hepclust from this checkout whatever environment runs them
+# (the project venv, a conda env made by --sdm conda, a SLURM job).
+SRC = str(Path(workflow.basedir) / "src")
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+)
+
+JET_PROCESSES = ["W", "Z", "top"]
+DIJET_PROCESSES = ["qcd", "signal"]
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    jet_process="|".join(JET_PROCESSES),
+    dijet_process="|".join(DIJET_PROCESSES),
+
+
+def _shards(n):
+    return [f"{i:03d}" for i in range(n)]
+
+
+def split_evenly(total, n_shards, shard):
+    """Events for one shard when `total` is split over `n_shards` as evenly as possible."""
+    return total // n_shards + (1 if int(shard) < total % n_shards else 0)
+
+
+def _stem(path):
+    name = Path(path).name
+    for suffix in (".csv.gz", ".csv", ".h5", ".hdf5", ".root"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
+def real_inputs(task):
+    """The user's files for a task, by converted name, or {} to generate."""
+    return {_stem(p): p for p in (config[task]["input"] or [])}
+
+
+def jets_generated():
+    gen = config["jets"]["generate"]
+    return expand(
+        "results/data/jets/shards/{jet_process}_{shard}.parquet",
+        jet_process=JET_PROCESSES,
+        shard=_shards(gen["shards"]),
+    )
+
+
+def signal_events():
+    gen = config["dijets"]["generate"]
+    f = gen["signal_fraction"]
+    return round(gen["background_events"] * f / (1 - f))
+
+
+def dijet_shards(process):
+    gen = config["dijets"]["generate"]
+    n = gen["shards"] if process == "qcd" else min(gen["shards"], max(signal_events(), 1))
+    return _shards(n)
+
+
+def dijets_generated():
+    paths = []
+    for process in DIJET_PROCESSES:
+        if process == "signal" and signal_events() == 0:
+            continue
+        paths += expand(
+            "results/data/dijets/shards/{dijet_process}_{shard}.parquet",
+            dijet_process=process,
+            shard=dijet_shards(process),
+        )
+    return paths
+
+
+def task_parts(task):
+    """Parquet files that merge into one task's table: converted real files or shards."""
+    real = real_inputs(task)
+    if real:
+        return expand("results/data/{task}/converted/{name}.parquet", task=task, name=real)
+    return jets_generated() if task == "jets" else dijets_generated()
+
+
+def merge_jets_input(wildcards):
+    return task_parts("jets")
+
+
+def merge_dijets_input(wildcards):
+    return task_parts("dijets")
+
+
+def converted_source(wildcards):
+    return real_inputs(wildcards.task)[wildcards.name]
+
+
+def generation_stats(task):
+    if real_inputs(task):
+        return []
+    parts = jets_generated() if task == "jets" else dijets_generated()
+    return [p.replace(".parquet", ".json") for p in parts]
+
+
+def jet_events(wildcards):
+    gen = config["jets"]["generate"]
+    return split_evenly(gen["jets_per_class"], gen["shards"], wildcards.shard)
+
+
+def dijet_events(wildcards):
+    gen = config["dijets"]["generate"]
+    shards = dijet_shards(wildcards.dijet_process)
+    total = gen["background_events"] if wildcards.dijet_process == "qcd" else signal_events()
+    return split_evenly(total, len(shards), wildcards.shard)
+
+
+def all_targets():
+    return [
+        "results/data/jets.parquet",
+        "results/data/dijets.parquet",
+        "results/data/summary.json",
+        "results/data/plots/jet_mass.png",
+        "results/data/plots/mjj.png",
+        "results/data/plots/dijet_jets.png",
+    ]

@@ -1,0 +1,52 @@
+rule convert_real_input:
+    input:
+        converted_source,
+    output:
+        "results/data/{task}/converted/{name}.parquet",
+    log:
+        "results/logs/convert/{task}/{name}.log",
+    params:
+        max_events=config["max_events_per_file"],
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/convert.py"
+
+
+rule merge_jets:
+    input:
+        merge_jets_input,
+    output:
+        "results/data/jets.parquet",
+    log:
+        "results/logs/merge_jets.log",
+    params:
+        seed=config["seed"],
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/merge_jets.py"
+
+
+rule merge_dijets:
+    input:
+        merge_dijets_input,
+    output:
+        "results/data/dijets.parquet",
+    log:
+        "results/logs/merge_dijets.log",
+    params:
+        seed=config["seed"],
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/merge_dijets.py"

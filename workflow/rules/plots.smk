@@ -1,0 +1,63 @@
+rule plot_jets:
+    input:
+        "results/data/jets.parquet",
+    output:
+        report(
+            "results/data/plots/jet_mass.png",
+            caption="../report/jet_mass.rst",
+            category="Data",
+            subcategory="Boosted jets",
+        ),
+    log:
+        "results/logs/plot_jets.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/plot_jets.py"
+
+
+rule plot_dijets:
+    input:
+        "results/data/dijets.parquet",
+    output:
+        mjj=report(
+            "results/data/plots/mjj.png",
+            caption="../report/mjj.rst",
+            category="Data",
+            subcategory="Dijets",
+        ),
+        jets=report(
+            "results/data/plots/dijet_jets.png",
+            caption="../report/dijet_jets.rst",
+            category="Data",
+            subcategory="Dijets",
+        ),
+    log:
+        "results/logs/plot_dijets.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/plot_dijets.py"
+
+
+rule summarize_data:
+    input:
+        jets="results/data/jets.parquet",
+        dijets="results/data/dijets.parquet",
+    output:
+        "results/data/summary.json",
+    log:
+        "results/logs/summarize_data.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/summarize_data.py"
