@@ -89,7 +89,7 @@ class GenerationStats:
 def generate_boosted_jets(process: str, n_jets: int, seed: int, *, pthat_min: float,
                           pthat_max: float, pt_min: float = 800.0, pt_max: float = 1200.0,
                           radius: float = 0.8, max_constituents: int = 100,
-                          eta_max: float = 4.0, mpi: bool = True, batch_size: int = 100,
+                          eta_max: float = 4.0, mpi: bool = False, batch_size: int = 100,
                           progress: bool = True) -> tuple[pa.Table, GenerationStats]:
     """Generate `n_jets` truth-matched jets of `process` ('W', 'Z' or 'top')."""
     spec = PROCESSES[process]

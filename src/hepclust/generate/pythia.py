@@ -18,7 +18,7 @@ def shard_seed(seed: int, *keys: int | str) -> int:
     return int(state % MAX_PYTHIA_SEED) + 1
 
 
-def make_pythia(settings: Sequence[str], seed: int, mpi: bool = True) -> pythia8mc.Pythia:
+def make_pythia(settings: Sequence[str], seed: int, mpi: bool = False) -> pythia8mc.Pythia:
     """A 13 TeV pp Pythia instance with `settings` applied, seeded and quiet."""
     pythia = pythia8mc.Pythia("", False)
     common = [
