@@ -50,7 +50,7 @@ def test_a_failed_write_keeps_the_existing_file(tmp_path):
 def test_unreadable_files_are_named(tmp_path, content, message):
     path = tmp_path / "broken.parquet"
     path.write_bytes(content)
-    with pytest.raises(InputError, match=f"broken.parquet: {message}"):
+    with pytest.raises(InputError, match=rf"broken\.parquet: {message}"):
         read_table(path, JETS)
 
 
@@ -59,26 +59,26 @@ def test_truncated_file_is_named(tmp_path):
     write_table(particles_table(100), path, TRACKML_PARTICLES)
     cut = tmp_path / "cut.parquet"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(InputError, match="cut.parquet: not a readable Parquet file"):
+    with pytest.raises(InputError, match=r"cut\.parquet: not a readable Parquet file"):
         read_table(cut, TRACKML_PARTICLES)
 
 
 def test_contract_names_missing_and_mistyped_columns(tmp_path):
     path = tmp_path / "t.parquet"
     pq.write_table(particles_table().drop_columns(["nhits"]), path)
-    with pytest.raises(InputError, match="t.parquet: missing column.*nhits"):
+    with pytest.raises(InputError, match=r"t\.parquet: missing column.*nhits"):
         read_table(path, TRACKML_PARTICLES)
     pq.write_table(particles_table(), path)  # float64 where float32 is expected
-    with pytest.raises(InputError, match="t.parquet: wrong column type.*vx is double"):
+    with pytest.raises(InputError, match=r"t\.parquet: wrong column type.*vx is double"):
         read_table(path, TRACKML_PARTICLES)
 
 
 def test_empty_table_and_missing_file_are_errors(tmp_path):
     path = tmp_path / "empty.parquet"
     pq.write_table(pa.table({f.name: pa.array([], f.type) for f in DIJETS}), path)
-    with pytest.raises(InputError, match="empty.parquet: holds no rows"):
+    with pytest.raises(InputError, match=r"empty\.parquet: holds no rows"):
         read_table(path, DIJETS)
-    with pytest.raises(InputError, match="absent.parquet: no such file"):
+    with pytest.raises(InputError, match=r"absent\.parquet: no such file"):
         read_table(tmp_path / "absent.parquet")
 
 

@@ -13,7 +13,8 @@ MAX_PYTHIA_SEED = 900_000_000
 
 def shard_seed(seed: int, *keys: int | str) -> int:
     """A Pythia seed for one shard of one process, stable across runs and machines."""
-    words = [seed, *(k if isinstance(k, int) else int.from_bytes(k.encode(), "little") for k in keys)]
+    words = [seed, *(k if isinstance(k, int) else int.from_bytes(k.encode(), "little")
+                     for k in keys)]
     state = np.random.SeedSequence(words).generate_state(1, dtype=np.uint64)[0]
     return int(state % MAX_PYTHIA_SEED) + 1
 
