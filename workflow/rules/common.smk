@@ -22,8 +22,8 @@ _check_ranges()
 # Rule scripts import hepclust from this checkout whatever environment runs them
 # (the project venv, a conda env made by --sdm conda, a SLURM job).
 SRC = str(Path(workflow.basedir) / "src")
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
 JET_PROCESSES = ["W", "Z", "top"]
