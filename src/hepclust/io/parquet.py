@@ -24,9 +24,16 @@ def atomic_path(path: str | Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        Path(tmp).chmod(0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def conform(table: pa.Table, schema: pa.Schema, source: str | Path) -> pa.Table:
