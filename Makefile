@@ -41,7 +41,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: install
-	$(SNAKEMAKE) --configfile config.yaml bench
+	$(SNAKEMAKE) bench --configfile config.yaml
 
 clean:
 	rm -rf results/* .snakemake .test/results

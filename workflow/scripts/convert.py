@@ -1,5 +1,4 @@
 from hepclust.io.formats import convert
-
 from hepclust.workflow import logged_to
 
 with logged_to(snakemake.log[0]):

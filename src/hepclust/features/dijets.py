@@ -26,6 +26,8 @@ def dijet_table(particles: ak.Array, labels: np.ndarray, radius: float = 1.0,
     momenta = momentum_records(px, py, pz, energy)
     jets, index = cluster_jets(momenta, radius, min_pt=MIN_JET_PT)
     keep = ak.to_numpy(ak.num(jets, axis=1) >= 2)
+    if not keep.any():
+        return DIJETS.empty_table()
     jets, index, momenta = jets[keep][:, :2], index[keep][:, :2], momenta[keep]
     particles, labels = particles[keep], np.asarray(labels)[keep]
 

@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import mplhep  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
+import matplotlib.pyplot as plt
+import mplhep
+import numpy as np
+import pyarrow as pa
 
-from hepclust.io.parquet import atomic_path  # noqa: E402
-from hepclust.io.schema import JET_LABELS  # noqa: E402
+from hepclust.io.parquet import atomic_path
+from hepclust.io.schema import JET_LABELS
 
 NOMINAL_MASSES = {"W": 80.4, "Z": 91.2, "top": 172.5}
 

@@ -1,0 +1,116 @@
+"""TrackML events (Kaggle accuracy phase and Codalab throughput phase): CSV files.
+
+One event is ``event<9 digits>-hits.csv``, ``-truth.csv`` and ``-particles.csv`` (and
+``-cells.csv``, unused), plain or gzipped. Hits are joined with their truth on
+``hit_id`` (`TRACKML_HITS`); particles go to `TRACKML_PARTICLES`. The Kaggle files lack
+``particle_type``, which is then 0. Values are kept exactly: floats are parsed straight
+to float32 and written back with the shortest text that reads back to the same float32,
+so CSV -> Parquet -> CSV is lossless.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as csv
+
+from hepclust.errors import InputError
+from hepclust.io.parquet import atomic_path, conform
+from hepclust.io.schema import TRACKML_HITS, TRACKML_PARTICLES
+
+HIT_COLUMNS = ("hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id")
+TRUTH_COLUMNS = ("hit_id", "particle_id", "tx", "ty", "tz", "tpx", "tpy", "tpz", "weight")
+PARTICLE_COLUMNS = tuple(TRACKML_PARTICLES.names)
+EVENT_FILE = re.compile(r"(?P<prefix>event\d+)(-(hits|truth|particles|cells)\.csv(\.gz)?)?")
+
+
+def event_prefix(path: str | Path) -> Path:
+    """``dir/event000000001`` from that prefix or from the path of any of its files."""
+    path = Path(path)
+    match = EVENT_FILE.fullmatch(path.name)
+    return path.with_name(match["prefix"]) if match else path
+
+
+def read_trackml_event(path: str | Path) -> tuple[pa.Table, pa.Table]:
+    """(hits joined with truth, particles) of the event that `path` names."""
+    prefix = event_prefix(path)
+    hits_path, truth_path, particles_path = (_event_file(prefix, part)
+                                             for part in ("hits", "truth", "particles"))
+    hits = _read_csv(hits_path, HIT_COLUMNS, TRACKML_HITS)
+    truth = _read_csv(truth_path, TRUTH_COLUMNS, TRACKML_HITS)
+    particles = _read_csv(particles_path, PARTICLE_COLUMNS, TRACKML_PARTICLES,
+                          optional={"particle_type": 0})
+    _check_unique(particles["particle_id"], "particle_id", particles_path)
+    return _join_truth(hits, truth, hits_path, truth_path), particles
+
+
+def _event_file(prefix: Path, part: str) -> Path:
+    for suffix in (".csv", ".csv.gz"):
+        path = prefix.with_name(f"{prefix.name}-{part}{suffix}")
+        if path.is_file():
+            return path
+    raise InputError(prefix.with_name(f"{prefix.name}-{part}.csv"), "no such file (nor .csv.gz)")
+
+
+def _read_csv(path: Path, columns: tuple[str, ...], schema: pa.Schema,
+              optional: dict[str, int] | None = None) -> pa.Table:
+    types = {name: schema.field(name).type for name in columns}
+    try:
+        table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=types))
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputError(path, f"not a readable TrackML CSV file ({err})") from err
+    for name, value in (optional or {}).items():
+        if name not in table.column_names:
+            table = table.append_column(name, pa.array(np.full(table.num_rows, value),
+                                                        types[name]))
+    table = conform(table, pa.schema([schema.field(n) for n in columns]), path)
+    if table.num_rows == 0:
+        raise InputError(path, "holds no rows")
+    return table.select(list(columns))
+
+
+def _check_unique(ids: pa.ChunkedArray, name: str, path: Path) -> None:
+    values = np.sort(ids.to_numpy())
+    repeated = values[1:][values[1:] == values[:-1]]
+    if repeated.size:
+        raise InputError(path, f"{name} {repeated[0]} appears more than once")
+
+
+def _join_truth(hits: pa.Table, truth: pa.Table, hits_path: Path, truth_path: Path) -> pa.Table:
+    """`hits` in their order, each with the truth columns of its hit_id."""
+    _check_unique(hits["hit_id"], "hit_id", hits_path)
+    _check_unique(truth["hit_id"], "hit_id", truth_path)
+    hit_ids, truth_ids = hits["hit_id"].to_numpy(), truth["hit_id"].to_numpy()
+    order = np.argsort(truth_ids, kind="stable")
+    slot = np.minimum(np.searchsorted(truth_ids[order], hit_ids), len(order) - 1)
+    found = truth_ids[order][slot] == hit_ids
+    if not found.all():
+        raise InputError(truth_path, f"has no row for {int((~found).sum())} hit(s) of "
+                                     f"{hits_path.name}, e.g. hit_id {hit_ids[~found][0]}")
+    if len(truth_ids) != len(hit_ids):
+        raise InputError(truth_path, f"has {len(truth_ids) - len(hit_ids)} row(s) for hits "
+                                     f"absent from {hits_path.name}")
+    matched = truth.take(order[slot])
+    for name in TRUTH_COLUMNS[1:]:
+        hits = hits.append_column(name, matched[name])
+    return hits
+
+
+def write_trackml_csv(hits: pa.Table, particles: pa.Table, directory: str | Path,
+                      event_id: int) -> Path:
+    """Write the three CSV files of one event in TrackML's column order; returns the prefix.
+
+    Each file is written atomically; floats as the shortest text giving the same float32.
+    """
+    prefix = Path(directory) / f"event{event_id:09d}"
+    hits = conform(hits, TRACKML_HITS, "hits table")
+    particles = conform(particles, TRACKML_PARTICLES, "particles table")
+    for part, table, columns in (("hits", hits, HIT_COLUMNS), ("truth", hits, TRUTH_COLUMNS),
+                                 ("particles", particles, PARTICLE_COLUMNS)):
+        with atomic_path(f"{prefix}-{part}.csv") as tmp, tmp.open("wb") as out:
+            # The header by hand: Arrow quotes column names, TrackML does not.
+            out.write((",".join(columns) + "\n").encode())
+            csv.write_csv(table.select(list(columns)), out,
+                          csv.WriteOptions(include_header=False, quoting_style="none"))
+    return prefix
