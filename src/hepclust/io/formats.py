@@ -6,18 +6,14 @@ failure). A TrackML event gives two files: hits to the output path, particles be
 as ``<output stem>-particles.parquet``.
 """
 
-from collections.abc import Iterable
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from hepclust.errors import InputError
 from hepclust.io import hdf5
 from hepclust.io.delphes import iter_delphes
 from hepclust.io.hls4ml import iter_hls4ml
 from hepclust.io.lhco import iter_lhco
-from hepclust.io.parquet import atomic_path, conform, write_table
+from hepclust.io.parquet import atomic_path, write_chunks, write_table
 from hepclust.io.schema import DIJETS, JETS, PARTICLES, TRACKML_HITS, TRACKML_PARTICLES
 from hepclust.io.trackml import EVENT_FILE, read_trackml_event
 
@@ -79,16 +75,3 @@ def convert(source: str | Path, output: str | Path, format: str | None = None,
     reader, schema = CHUNKED_READERS[format]
     return write_chunks(reader(source, max_events), output, schema, source)
 
-
-def write_chunks(chunks: Iterable[pa.Table], path: str | Path, schema: pa.Schema,
-                 source: str | Path) -> int:
-    """Write tables one after another into one Parquet file, atomically, each conformed to
-    `schema`; fails, writing nothing, if they hold no rows at all."""
-    rows = 0
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-        for chunk in chunks:
-            writer.write_table(conform(chunk, schema, source).select(schema.names))
-            rows += chunk.num_rows
-        if rows == 0:
-            raise InputError(source, "gave no rows to write (no event passed the selection)")
-    return rows

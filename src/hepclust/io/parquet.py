@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -103,3 +104,17 @@ def merge_shuffled(paths: list[str | Path], schema: pa.Schema, seed: int) -> pa.
     table = pa.concat_tables([read_table(p, schema).select(schema.names) for p in paths])
     order = np.random.default_rng(seed).permutation(table.num_rows)
     return table.take(pa.array(order))
+
+
+def write_chunks(chunks: Iterable[pa.Table], path: str | Path, schema: pa.Schema,
+                 source: str | Path) -> int:
+    """Write tables one after another into one Parquet file, atomically, each conformed to
+    `schema`; fails, writing nothing, if they hold no rows at all."""
+    rows = 0
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for chunk in chunks:
+            writer.write_table(conform(chunk, schema, source).select(schema.names))
+            rows += chunk.num_rows
+        if rows == 0:
+            raise InputError(source, "gave no rows to write (no event passed the selection)")
+    return rows
