@@ -7,6 +7,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
+
+from hepclust.io.hls4ml import write_hls4ml
+from hepclust.io.parquet import read_table
+from hepclust.io.schema import JETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,3 +70,25 @@ def test_report_shows_the_data_plots(run):
     html = report.read_text()
     for plot in ("jet_mass.png", "mjj.png", "dijet_jets.png"):
         assert plot in html
+
+
+@pytest.mark.workflow
+def test_real_hls4ml_files_replace_the_generated_jets(run, tmp_path):
+    generated = read_table(run / "results" / "data" / "jets.parquet", JETS)
+    source = tmp_path / "jets_hls4ml.h5"
+    write_hls4ml(source, generated)
+    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    config["jets"]["input"] = [str(source)]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(tmp_path / "config.yaml"), "--cores", "2",
+         "results/data/jets.parquet"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "results/data/jets/converted/jets_hls4ml.parquet").is_file()
+    assert not (tmp_path / "results/data/jets/shards").exists()
+    converted = pq.read_table(tmp_path / "results/data/jets.parquet")
+    assert sorted(converted.column("jet_mass").to_pylist()) == pytest.approx(
+        sorted(generated.column("jet_mass").to_pylist()), rel=1e-5)
