@@ -18,7 +18,13 @@ from tqdm import tqdm
 
 from hepclust.features.jets import cluster_jets, constituents_of
 from hepclust.features.kinematics import cylindrical, delta_r
-from hepclust.generate.pythia import FinalState, events, make_pythia, visible_final_state
+from hepclust.generate.pythia import (
+    FinalState,
+    GenerationStats,
+    events,
+    make_pythia,
+    visible_final_state,
+)
 from hepclust.io.schema import JET_LABELS, JETS
 
 HADRONIC_W = ["24:onMode = off", "24:onIfAny = 1 2 3 4 5"]
@@ -72,18 +78,6 @@ def find_resonances(event, pdg_id: int) -> list[Resonance]:
             found.append(Resonance(last.eta(), last.phi(),
                                    [q.eta() for q in quarks], [q.phi() for q in quarks]))
     return found
-
-
-@dataclass
-class GenerationStats:
-    events: int = 0
-    selected: int = 0
-    cpu_seconds: float = 0.0
-    wall_seconds: float = 0.0
-
-    def as_dict(self) -> dict:
-        per_core = self.selected / self.cpu_seconds if self.cpu_seconds else 0.0
-        return {**self.__dict__, "selected_per_s_per_core": per_core}
 
 
 def generate_boosted_jets(process: str, n_jets: int, seed: int, *, pthat_min: float,

@@ -19,8 +19,7 @@ from tqdm import tqdm
 
 from hepclust.features.dijets import dijet_table
 from hepclust.features.kinematics import cylindrical
-from hepclust.generate.boosted_jets import GenerationStats
-from hepclust.generate.pythia import events, make_pythia, visible_final_state
+from hepclust.generate.pythia import GenerationStats, events, make_pythia, visible_final_state
 
 LABELS = {"qcd": 0, "signal": 1}
 

@@ -60,6 +60,20 @@ class FinalState:
         })
 
 
+@dataclass
+class GenerationStats:
+    """Counts and timings of one generation job; the rate is per CPU core."""
+
+    events: int = 0
+    selected: int = 0
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        per_core = self.selected / self.cpu_seconds if self.cpu_seconds else 0.0
+        return {**self.__dict__, "selected_per_s_per_core": per_core}
+
+
 def visible_final_state(event, eta_max: float) -> FinalState:
     """Final-state particles except neutrinos, within |eta| < eta_max."""
     rows = [
