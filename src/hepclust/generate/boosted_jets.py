@@ -8,7 +8,6 @@ is the leading jet about half the time). `contained` records whether every quark
 decay (q q' for W/Z, b q q' for top) is within R of the jet axis.
 """
 
-import time
 from dataclasses import dataclass, field
 
 import awkward as ak
@@ -90,10 +89,10 @@ def generate_boosted_jets(process: str, n_jets: int, seed: int, *, pthat_min: fl
     pythia = make_pythia([*spec["settings"], f"PhaseSpace:pTHatMin = {pthat_min}",
                           f"PhaseSpace:pTHatMax = {pthat_max}"], seed, mpi=mpi)
     stats = GenerationStats()
-    start_cpu, start_wall = time.process_time(), time.perf_counter()
     tables = []
     stream = events(pythia)
-    with tqdm(total=n_jets, desc=f"{process} jets", unit="jet", disable=not progress) as bar:
+    bar = tqdm(total=n_jets, desc=f"{process} jets", unit="jet", disable=not progress)
+    with stats.timed(), bar:
         while stats.selected < n_jets:
             finals, truths = [], []
             for event in (next(stream) for _ in range(batch_size)):
@@ -107,8 +106,6 @@ def generate_boosted_jets(process: str, n_jets: int, seed: int, *, pthat_min: fl
             tables.append(table)
             stats.selected += table.num_rows
             bar.update(table.num_rows)
-    stats.cpu_seconds = time.process_time() - start_cpu
-    stats.wall_seconds = time.perf_counter() - start_wall
     return pa.concat_tables(tables), stats
 
 

@@ -10,7 +10,6 @@ least one anti-kt R = 1.0 jet has pT > 1.3 TeV; particles are stored massless
 (pT, eta, phi), as in the R&D set, and go through the same `dijet_table` as a real file.
 """
 
-import time
 
 import awkward as ak
 import numpy as np
@@ -60,11 +59,10 @@ def generate_dijets(process: str, n_events: int, seed: int, *, pthat_min: float 
         raise ValueError(f"unknown dijet process {process!r}; expected one of {list(LABELS)}")
     pythia = make_pythia(settings, seed, mpi=mpi)
     stats = GenerationStats()
-    start_cpu, start_wall = time.process_time(), time.perf_counter()
     tables = []
     stream = events(pythia)
-    with tqdm(total=n_events, desc=f"{process} dijets", unit="event",
-              disable=not progress) as bar:
+    bar = tqdm(total=n_events, desc=f"{process} dijets", unit="event", disable=not progress)
+    with stats.timed(), bar:
         while stats.selected < n_events:
             finals = [visible_final_state(next(stream), eta_max) for _ in range(batch_size)]
             stats.events += batch_size
@@ -84,6 +82,4 @@ def generate_dijets(process: str, n_events: int, seed: int, *, pthat_min: float 
             tables.append(table)
             stats.selected += table.num_rows
             bar.update(table.num_rows)
-    stats.cpu_seconds = time.process_time() - start_cpu
-    stats.wall_seconds = time.perf_counter() - start_wall
     return pa.concat_tables(tables), stats

@@ -1,6 +1,8 @@
 """A thin layer over Pythia 8 (the `pythia8mc` bindings): set up, seed, read events out."""
 
+import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import awkward as ak
@@ -68,6 +70,16 @@ class GenerationStats:
     selected: int = 0
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
+
+    @contextmanager
+    def timed(self):
+        """Add the CPU and wall time spent inside the block."""
+        cpu, wall = time.process_time(), time.perf_counter()
+        try:
+            yield self
+        finally:
+            self.cpu_seconds += time.process_time() - cpu
+            self.wall_seconds += time.perf_counter() - wall
 
     def as_dict(self) -> dict:
         per_core = self.selected / self.cpu_seconds if self.cpu_seconds else 0.0
