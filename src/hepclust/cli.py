@@ -7,10 +7,20 @@ on stderr and exit status 2, as argparse does for a bad command line.
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as csv
 
 from hepclust import __version__
 from hepclust.errors import InputError
-from hepclust.io.formats import FORMATS, convert
+from hepclust.io.formats import FORMATS, convert, particles_path
+from hepclust.io.parquet import read_table
+from hepclust.io.schema import TRACKML_HITS, TRACKML_PARTICLES
+from hepclust.io.trackml import event_number, read_trackml_event
+from hepclust.tracking.score import score_event, tracking_metrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -19,6 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_convert(commands)
+    _add_score(commands)
     args = parser.parse_args(argv)
     try:
         args.run(args)
@@ -53,3 +64,80 @@ def _add_convert(commands) -> None:
 def _convert(args: argparse.Namespace) -> None:
     rows = convert(args.input, args.output, format=args.format, max_events=args.max_events)
     print(f"wrote {rows} rows to {args.output}")
+
+
+def _add_score(commands) -> None:
+    command = commands.add_parser(
+        "score", help="score a TrackML submission against its event",
+        description="Print the TrackML score of a submission (hit_id, track_id and "
+                    "optionally event_id columns) and, when the event's particles are at "
+                    "hand, the efficiency, fake rate and duplicate rate.")
+    command.add_argument("submission", help="the submission CSV file")
+    command.add_argument("event", help="the TrackML event (any of its CSV files or its "
+                                       "event<digits> prefix), or a hits Parquet file with "
+                                       "its <stem>-particles.parquet beside it")
+    command.add_argument("--min-hits", type=_positive, default=4, metavar="N",
+                         help="particles with at least N hits count for the efficiency "
+                              "(default: 4)")
+    command.add_argument("--min-track-hits", type=_positive, default=3, metavar="N",
+                         help="tracks with at least N hits count for the fake and "
+                              "duplicate rates (default: 3)")
+    command.set_defaults(run=_score)
+
+
+def _score(args: argparse.Namespace) -> None:
+    event = Path(args.event)
+    hits, particles, number = _read_scored_event(event)
+    if not hits["weight"].to_numpy().sum(dtype=np.float64) > 0:
+        raise InputError(event, "no hit has weight: nothing to score")
+    submission = _read_submission(Path(args.submission), number)
+    print(f"score: {score_event(hits, submission, source=args.submission):.6f}")
+    if particles is None:
+        return
+    metrics = tracking_metrics(hits, particles, submission, min_hits=args.min_hits,
+                               min_track_hits=args.min_track_hits, source=args.submission)
+    for name, rate, count, total, what in (
+            ("efficiency", "efficiency", "matched_particles", "particles",
+             f"particles with at least {args.min_hits} hits"),
+            ("fake rate", "fake_rate", "fake_tracks", "tracks",
+             f"tracks with at least {args.min_track_hits} hits"),
+            ("duplicate rate", "duplicate_rate", "duplicate_tracks", "pure_tracks",
+             "tracks with a majority particle")):
+        value = "n/a" if metrics[rate] is None else f"{metrics[rate]:.6f}"
+        print(f"{name}: {value} ({metrics[count]} of {metrics[total]} {what})")
+
+
+def _read_scored_event(event: Path) -> tuple[pa.Table, pa.Table | None, int | None]:
+    """(hits, particles or None, event number or None) of the event to score against."""
+    if event.suffix != ".parquet":
+        return *read_trackml_event(event), event_number(event)
+    hits = read_table(event, TRACKML_HITS)
+    numbers = pc.unique(hits["event_id"]).to_pylist() if "event_id" in hits.column_names else []
+    if len(numbers) > 1:
+        raise InputError(event, f"holds {len(numbers)} events; score one event at a time")
+    particles = particles_path(event)
+    particles = read_table(particles, TRACKML_PARTICLES) if particles.is_file() else None
+    return hits, particles, numbers[0] if numbers else None
+
+
+def _read_submission(path: Path, number: int | None) -> pa.Table:
+    """The submission's rows for event `number` (or its only event, if None)."""
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    types = {name: pa.int64() for name in ("event_id", "hit_id", "track_id")}
+    try:
+        table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=types))
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputError(path, f"not a readable submission CSV file ({err})") from err
+    if "event_id" not in table.column_names:
+        return table
+    if table["event_id"].null_count:
+        raise InputError(path, "column event_id has empty values")
+    events = sorted(pc.unique(table["event_id"]).to_pylist())
+    if number is None and len(events) > 1:
+        raise InputError(path, f"holds {len(events)} events; name the event as "
+                               "event<digits> to choose one")
+    if number is not None and number not in events:
+        raise InputError(path, f"has no rows for event {number} (it holds event(s) "
+                               f"{', '.join(map(str, events[:5]))})")
+    return table if len(events) == 1 else table.filter(pc.equal(table["event_id"], number))
