@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --disable-pip-version-check $(TORCH_SPEC)
 	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/constraints.txt
 	$(BIN)/pip install --disable-pip-version-check -c $(VENV)/constraints.txt \
-		--only-binary=pythia8mc -e ".[dev]"
+		--only-binary=pythia8mc,pyacts -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed

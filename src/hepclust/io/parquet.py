@@ -1,6 +1,7 @@
 """Write Parquet atomically and read it back with its contract checked."""
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -29,6 +30,24 @@ def atomic_path(path: str | Path):
         Path(tmp).replace(path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_directory(path: str | Path):
+    """Like `atomic_path` for a directory: yield an empty temporary directory beside
+    `path` that replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        tmp.chmod(0o777 & ~_umask())
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def _umask() -> int:

@@ -93,12 +93,19 @@ TRACKML_PARTICLES = pa.schema(
     ]
 )
 
+# Many events in one table: the per-event tables with the event's number.
+EVENT_ID = pa.field("event_id", pa.int64())
+TRACKML_EVENT_HITS = TRACKML_HITS.append(EVENT_ID)
+TRACKML_EVENT_PARTICLES = TRACKML_PARTICLES.append(EVENT_ID)
+
 SCHEMAS: Mapping[str, pa.Schema] = {
     "particles": PARTICLES,
     "jets": JETS,
     "dijets": DIJETS,
     "trackml_hits": TRACKML_HITS,
     "trackml_particles": TRACKML_PARTICLES,
+    "trackml_event_hits": TRACKML_EVENT_HITS,
+    "trackml_event_particles": TRACKML_EVENT_PARTICLES,
 }
 
 

@@ -108,9 +108,53 @@ def write_trackml_csv(hits: pa.Table, particles: pa.Table, directory: str | Path
     particles = conform(particles, TRACKML_PARTICLES, "particles table")
     for part, table, columns in (("hits", hits, HIT_COLUMNS), ("truth", hits, TRUTH_COLUMNS),
                                  ("particles", particles, PARTICLE_COLUMNS)):
-        with atomic_path(f"{prefix}-{part}.csv") as tmp, tmp.open("wb") as out:
-            # The header by hand: Arrow quotes column names, TrackML does not.
-            out.write((",".join(columns) + "\n").encode())
-            csv.write_csv(table.select(list(columns)), out,
-                          csv.WriteOptions(include_header=False, quoting_style="none"))
+        with atomic_path(f"{prefix}-{part}.csv") as tmp:
+            write_plain_csv(table.select(list(columns)), tmp)
     return prefix
+
+
+def write_plain_csv(table: pa.Table, path: str | Path) -> None:
+    """Write `table` as CSV with nothing quoted, the header included, as TrackML and ACTS
+    read it (Arrow's own writer quotes the column names)."""
+    with Path(path).open("wb") as out:
+        out.write((",".join(table.column_names) + "\n").encode())
+        csv.write_csv(table, out, csv.WriteOptions(include_header=False, quoting_style="none"))
+
+
+def find_events(path: str | Path) -> list[Path]:
+    """Event prefixes named by `path`: one event (a prefix or any of its files), or every
+    event whose hits file lies in the directory `path`, in event order."""
+    path = Path(path)
+    if not path.is_dir():
+        return [event_prefix(path)]
+    prefixes = {event_prefix(p) for p in path.glob("event*-hits.csv*")
+                if EVENT_FILE.fullmatch(p.name)}
+    if not prefixes:
+        raise InputError(path, "a directory with no TrackML event (event<digits>-hits.csv)")
+    return sorted(prefixes, key=event_number)
+
+
+def event_number(prefix: str | Path) -> int:
+    """The number in an ``event<digits>`` prefix."""
+    match = EVENT_FILE.fullmatch(event_prefix(prefix).name)
+    if not match:
+        raise InputError(prefix, "not a TrackML event name (event<digits>[-hits.csv])")
+    return int(match["prefix"][len("event"):])
+
+
+def read_trackml_events(prefixes: list[Path]) -> tuple[pa.Table, pa.Table]:
+    """Many events as two tables, hits and particles, each with an ``event_id`` column."""
+    numbers = [event_number(p) for p in prefixes]
+    if len(set(numbers)) != len(numbers):
+        raise InputError(prefixes[0].parent, "the same event number appears twice among "
+                                             "the events given")
+    hits, particles = [], []
+    for number, prefix in zip(numbers, prefixes, strict=True):
+        event_hits, event_particles = read_trackml_event(prefix)
+        hits.append(_with_event_id(event_hits, number))
+        particles.append(_with_event_id(event_particles, number))
+    return pa.concat_tables(hits), pa.concat_tables(particles)
+
+
+def _with_event_id(table: pa.Table, number: int) -> pa.Table:
+    return table.append_column("event_id", pa.array(np.full(table.num_rows, number), pa.int64()))
