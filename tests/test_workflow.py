@@ -5,13 +5,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from hepclust.io.hls4ml import write_hls4ml
 from hepclust.io.parquet import read_table
-from hepclust.io.schema import JETS
+from hepclust.io.schema import JETS, TRACKML_EVENT_HITS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,6 +48,21 @@ def test_default_target_writes_both_samples_and_plots(run):
 
 
 @pytest.mark.workflow
+def test_default_target_simulates_the_tracking_events(run):
+    data = run / "results" / "data"
+    hits = read_table(data / "tracking" / "hits.parquet", TRACKML_EVENT_HITS)
+    assert sorted(set(hits.column("event_id").to_pylist())) == [1, 2]
+    assert sorted(p.name for p in (data / "tracking" / "csv" / "000").glob("event*")) == [
+        f"event00000000{i}-{part}.csv" for i in (1, 2)
+        for part in ("hits", "particles", "truth")]
+    summary = json.loads((data / "tracking" / "summary.json").read_text())
+    assert 8000 < summary["hits_per_event"] < 20000
+    assert summary["noise_fraction"] == pytest.approx(0.1, abs=0.01)
+    assert summary["mean_weight_sum_per_event"] == pytest.approx(1.0, rel=1e-4)
+    assert (data / "plots" / "tracking_event.png").stat().st_size > 10_000
+
+
+@pytest.mark.workflow
 def test_a_second_run_has_nothing_to_do(run):
     result = snakemake(run, "--dry-run")
     assert result.returncode == 0
@@ -60,6 +76,10 @@ def test_benchmark_target_writes_the_data_figures(run):
     bench = json.loads((run / "results" / "bench" / "data.json").read_text())
     for key in ("jets_per_s_per_core", "dijets_per_s_per_core", "convert_rows_per_s"):
         assert bench[key] > 0
+    tracking = json.loads((run / "results" / "bench" / "tracking_data.json").read_text())
+    for key in ("events_per_s", "events_per_s_full_density", "score_hits_per_s"):
+        assert tracking[key] > 0
+    assert tracking["full_density"]["hits_per_event"] > 80_000
 
 
 @pytest.mark.workflow
@@ -68,7 +88,7 @@ def test_report_shows_the_data_plots(run):
     result = snakemake(run, "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text()
-    for plot in ("jet_mass.png", "mjj.png", "dijet_jets.png"):
+    for plot in ("jet_mass.png", "mjj.png", "dijet_jets.png", "tracking_event.png"):
         assert plot in html
 
 
@@ -92,3 +112,29 @@ def test_real_hls4ml_files_replace_the_generated_jets(run, tmp_path):
     converted = pq.read_table(tmp_path / "results/data/jets.parquet")
     assert sorted(converted.column("jet_mass").to_pylist()) == pytest.approx(
         sorted(generated.column("jet_mass").to_pylist()), rel=1e-5)
+
+
+@pytest.mark.workflow
+def test_real_trackml_events_replace_the_simulated_ones(run, tmp_path):
+    simulated = read_table(run / "results/data/tracking/hits.parquet", TRACKML_EVENT_HITS)
+    events = run / "results/data/tracking/csv/000"
+    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    # A directory of events and one event named by its prefix.
+    config["tracking"]["input"] = [str(events), str(tmp_path / "extra" / "event000000007")]
+    (tmp_path / "extra").mkdir()
+    for part in ("hits", "truth", "particles"):
+        (tmp_path / "extra" / f"event000000007-{part}.csv").write_bytes(
+            (events / f"event000000001-{part}.csv").read_bytes())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(tmp_path / "config.yaml"), "--cores", "2",
+         "results/data/tracking/hits.parquet"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "results/data/tracking/csv").exists()
+    merged = read_table(tmp_path / "results/data/tracking/hits.parquet", TRACKML_EVENT_HITS)
+    assert sorted(set(merged.column("event_id").to_pylist())) == [1, 2, 7]
+    assert merged.num_rows == simulated.num_rows + simulated.filter(
+        pc.equal(simulated["event_id"], 1)).num_rows

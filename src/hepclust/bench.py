@@ -1,14 +1,27 @@
 """Benchmarks of the data stage, measured on the pipeline's own outputs."""
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from hepclust.generate.fatras import GenericDetector
+from hepclust.generate.tracking_events import (
+    FULL_EVENT_PARTICLES,
+    FULL_EVENT_VERTICES,
+    EventSettings,
+    simulate_event,
+)
 from hepclust.io.formats import convert
 from hepclust.io.hls4ml import write_hls4ml
 from hepclust.io.jsonio import read_json
 from hepclust.io.parquet import read_table
 from hepclust.io.schema import JETS
+from hepclust.tracking.score import score_event
 
 
 def generation_rate(stats_paths: list[str]) -> dict:
@@ -50,4 +63,61 @@ def data_benchmark(jets_path: str | Path, jet_stats: list[str], dijet_stats: lis
         "jets_generation": jets,
         "dijets_generation": dijets,
         "conversion": {**conversion, "format": "hls4ml"},
+    }
+
+
+def simulation_rate(detector: GenericDetector, settings: EventSettings, seed: int,
+                    events: int) -> dict:
+    """Events per second (wall and CPU, one core) simulating at `settings`, the detector
+    already built."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    hits = [simulate_event(detector, settings, seed, event_id)[0].num_rows
+            for event_id in range(1, events + 1)]
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"events": events, "particles_per_event": settings.gun.particles,
+            "hits_per_event": float(np.mean(hits)), "wall_seconds": wall, "cpu_seconds": cpu,
+            "events_per_s": events / wall, "events_per_s_per_core": events / cpu}
+
+
+def scoring_rate(hits: pa.Table, repeats: int = 3) -> dict:
+    """Hits per second scoring a realistic submission of the event `hits`: the truth with
+    one particle in ten split in two and the noise hits made single-hit tracks."""
+    truth = hits.select(["hit_id", "particle_id", "weight"]).to_pandas()
+    rng = np.random.default_rng(0)
+    track_id = truth["particle_id"].to_numpy() * 2
+    split = rng.random(len(truth)) < 0.05
+    track_id[split] += 1
+    noise = truth["particle_id"].to_numpy() == 0
+    track_id[noise] = -np.arange(1, noise.sum() + 1)
+    submission = pd.DataFrame({"hit_id": truth["hit_id"], "track_id": track_id})
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        score = score_event(truth, submission)
+        seconds.append(time.perf_counter() - start)
+    best = min(seconds)
+    return {"hits": len(truth), "seconds": best, "score": score,
+            "score_hits_per_s": len(truth) / best}
+
+
+def tracking_data_benchmark(settings: EventSettings, seed: int, events: int = 10,
+                            full_density_events: int = 2) -> dict:
+    start = time.perf_counter()
+    detector = GenericDetector(settings.field_tesla)
+    geometry_seconds = time.perf_counter() - start
+    default = simulation_rate(detector, settings, seed, events)
+    full_gun = dataclasses.replace(settings.gun, particles=FULL_EVENT_PARTICLES,
+                                   vertices=FULL_EVENT_VERTICES)
+    full_settings = dataclasses.replace(settings, gun=full_gun)
+    full = simulation_rate(detector, full_settings, seed, full_density_events)
+    full_event, _ = simulate_event(detector, full_settings, seed, full_density_events + 1)
+    scoring = scoring_rate(full_event)
+    return {
+        "events_per_s": default["events_per_s"],
+        "events_per_s_full_density": full["events_per_s"],
+        "score_hits_per_s": scoring["score_hits_per_s"],
+        "geometry_build_seconds": geometry_seconds,
+        "default_density": default,
+        "full_density": full,
+        "scoring": scoring,
     }

@@ -16,6 +16,24 @@ rule bench_data:
         "../scripts/bench_data.py"
 
 
+rule bench_tracking_data:
+    output:
+        "results/bench/tracking_data.json",
+    log:
+        "results/logs/bench_tracking_data.log",
+    params:
+        seed=config["seed"],
+        settings=config["tracking"]["generate"],
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/bench_tracking_data.py"
+
+
 rule bench:
     input:
         "results/bench/data.json",
+        "results/bench/tracking_data.json",

@@ -8,12 +8,17 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 def _check_ranges():
     """What the schema cannot say: lower bounds below upper bounds."""
-    gen = config["jets"]["generate"]
-    for low, high in (("pthat_min", "pthat_max"), ("pt_min", "pt_max")):
+    pairs = (
+        ("jets", "pthat_min", "pthat_max"),
+        ("jets", "pt_min", "pt_max"),
+        ("tracking", "pt_min", "pt_max"),
+    )
+    for task, low, high in pairs:
+        gen = config[task]["generate"]
         if gen[low] >= gen[high]:
             raise ValueError(
-                f"config: jets.generate.{low} ({gen[low]}) must be below "
-                f"jets.generate.{high} ({gen[high]})"
+                f"config: {task}.generate.{low} ({gen[low]}) must be below "
+                f"{task}.generate.{high} ({gen[high]})"
             )
 
 
@@ -131,6 +136,43 @@ def dijet_events(wildcards):
     return split_evenly(total, len(shards), wildcards.shard)
 
 
+def tracking_shard_events(wildcards):
+    """Event numbers (from 1) that one simulation shard makes."""
+    gen = config["tracking"]["generate"]
+    shard = int(wildcards.shard)
+    first = sum(split_evenly(gen["events"], gen["shards"], i) for i in range(shard))
+    n = split_evenly(gen["events"], gen["shards"], shard)
+    return [first + 1, first + n + 1]
+
+
+def tracking_event_sources(wildcards):
+    """The user's TrackML events (files or directories), or the simulated shards."""
+    paths = config["tracking"]["input"]
+    if paths:
+        return [_event_files(p) for p in paths]
+    return expand(
+        "results/data/tracking/csv/{shard}",
+        shard=_shards(config["tracking"]["generate"]["shards"]),
+    )
+
+
+def _event_files(path):
+    """A directory stays itself; an event prefix or file becomes its hits file."""
+    path = Path(path)
+    if path.is_dir():
+        return str(path)
+    prefix = path.name.split("-")[0]
+    hits = sorted(path.parent.glob(f"{prefix}-hits.csv*"))
+    return str(hits[0]) if hits else f"{path.parent / prefix}-hits.csv"
+
+
+def tracking_stats():
+    if config["tracking"]["input"]:
+        return []
+    shards = _shards(config["tracking"]["generate"]["shards"])
+    return expand("results/data/tracking/shards/{shard}.json", shard=shards)
+
+
 def all_targets():
     return [
         "results/data/jets.parquet",
@@ -139,4 +181,7 @@ def all_targets():
         "results/data/plots/jet_mass.png",
         "results/data/plots/mjj.png",
         "results/data/plots/dijet_jets.png",
+        "results/data/tracking/hits.parquet",
+        "results/data/tracking/summary.json",
+        "results/data/plots/tracking_event.png",
     ]

@@ -50,3 +50,23 @@ rule merge_dijets:
         "../../envs/hepclust.yaml"
     script:
         "../scripts/merge_dijets.py"
+
+
+rule merge_tracking:
+    input:
+        tracking_event_sources,
+    output:
+        hits="results/data/tracking/hits.parquet",
+        particles="results/data/tracking/particles.parquet",
+    log:
+        "results/logs/merge_tracking.log",
+    params:
+        seed=config["seed"],
+        subsample_fraction=config["tracking"]["subsample_fraction"],
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/merge_tracking.py"

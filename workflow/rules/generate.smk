@@ -38,3 +38,24 @@ rule generate_dijets:
         "../../envs/hepclust.yaml"
     script:
         "../scripts/generate_dijets.py"
+
+
+rule simulate_tracking:
+    output:
+        events=directory("results/data/tracking/csv/{shard}"),
+        stats="results/data/tracking/shards/{shard}.json",
+    log:
+        "results/logs/simulate_tracking/{shard}.log",
+    benchmark:
+        "results/benchmarks/simulate_tracking/{shard}.tsv"
+    params:
+        event_range=tracking_shard_events,
+        seed=config["seed"],
+        settings=config["tracking"]["generate"],
+    resources:
+        mem_mb=3000,
+        runtime=60,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/simulate_tracking.py"

@@ -61,3 +61,43 @@ rule summarize_data:
         "../../envs/hepclust.yaml"
     script:
         "../scripts/summarize_data.py"
+
+
+rule plot_tracking:
+    input:
+        hits="results/data/tracking/hits.parquet",
+        particles="results/data/tracking/particles.parquet",
+    output:
+        report(
+            "results/data/plots/tracking_event.png",
+            caption="../report/tracking_event.rst",
+            category="Data",
+            subcategory="Tracking events",
+        ),
+    log:
+        "results/logs/plot_tracking.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/plot_tracking.py"
+
+
+rule summarize_tracking:
+    input:
+        hits="results/data/tracking/hits.parquet",
+        particles="results/data/tracking/particles.parquet",
+        stats=tracking_stats(),
+    output:
+        "results/data/tracking/summary.json",
+    log:
+        "results/logs/summarize_tracking.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/summarize_tracking.py"
