@@ -38,6 +38,9 @@ def test_the_tiny_config_is_valid(tmp_path):
         (lambda c: c.update(device="gpu0"), "gpu0"),
         (lambda c: c["dijets"]["generate"].update(signal_fraction=1.5), "1.5"),
         (lambda c: c["jets"]["generate"].update(pt_min=1300), "pt_min"),
+        (lambda c: c["tracking"]["generate"].update(pt_max=0.1), "pt_min"),
+        (lambda c: c["tracking"].update(subsample_fraction=0), "subsample_fraction"),
+        (lambda c: c["tracking"]["generate"].update(density=5), "density"),
     ],
 )
 def test_a_wrong_key_or_value_is_named(tmp_path, change, named):

@@ -17,10 +17,10 @@ from hepclust.io.schema import JETS, TRACKML_EVENT_HITS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str,
+              configfile: Path = ROOT / ".test/config/config.yaml") -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-               "-d", str(workdir), "--configfile", str(ROOT / ".test/config/config.yaml"),
-               "--cores", "2", *args]
+               "-d", str(workdir), "--configfile", str(configfile), "--cores", "2", *args]
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
 
@@ -100,12 +100,7 @@ def test_real_hls4ml_files_replace_the_generated_jets(run, tmp_path):
     config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
     config["jets"]["input"] = [str(source)]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "config.yaml"), "--cores", "2",
-         "results/data/jets.parquet"],
-        capture_output=True, text=True, check=False,
-    )
+    result = snakemake(tmp_path, "results/data/jets.parquet", configfile=tmp_path / "config.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "results/data/jets/converted/jets_hls4ml.parquet").is_file()
     assert not (tmp_path / "results/data/jets/shards").exists()
@@ -126,15 +121,24 @@ def test_real_trackml_events_replace_the_simulated_ones(run, tmp_path):
         (tmp_path / "extra" / f"event000000007-{part}.csv").write_bytes(
             (events / f"event000000001-{part}.csv").read_bytes())
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(tmp_path / "config.yaml"), "--cores", "2",
-         "results/data/tracking/hits.parquet"],
-        capture_output=True, text=True, check=False,
-    )
+    result = snakemake(tmp_path, "results/data/tracking/hits.parquet",
+                       configfile=tmp_path / "config.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (tmp_path / "results/data/tracking/csv").exists()
     merged = read_table(tmp_path / "results/data/tracking/hits.parquet", TRACKML_EVENT_HITS)
     assert sorted(set(merged.column("event_id").to_pylist())) == [1, 2, 7]
     assert merged.num_rows == simulated.num_rows + simulated.filter(
         pc.equal(simulated["event_id"], 1)).num_rows
+
+    # Keeping a tenth of the particles reruns the merge alone.
+    config["tracking"]["subsample_fraction"] = 0.1
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "results/data/tracking/hits.parquet",
+                       configfile=tmp_path / "config.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "merge_tracking" in result.stdout + result.stderr
+    thinned = read_table(tmp_path / "results/data/tracking/hits.parquet", TRACKML_EVENT_HITS)
+    assert 0.07 < thinned.num_rows / merged.num_rows < 0.13
+    for event in (1, 2, 7):
+        weights = thinned.filter(pc.equal(thinned["event_id"], event))["weight"]
+        assert pc.sum(weights).as_py() == pytest.approx(1.0, rel=1e-4)
