@@ -1,0 +1,225 @@
+"""ABCNet (Mikuni and Canelli, Eur. Phys. J. Plus 135, 463 (2020)) as UCluster uses it
+(PRD 103, 092007, Fig. 1), on dense batches: features (B, P, F) and a mask (B, P).
+
+    GAPLayer(k, H) on (delta-eta, delta-phi) -> [input, attention] -> 64 -> 128
+    GAPLayer(k, H) on the 128 learned features -> [input, attention] -> 256 -> 256
+    [64, 128, 256, 256, graph features of both GAPLayers, (globals)] -> E -> pool -> embedding
+    embedding -> 256 -> 128 -> classes            (or, per particle, [embedding, 64, 256] ->
+                                                   256 -> 128 -> classes for each particle)
+
+Every "->" is a shared per-particle linear map (a 1x1 convolution) with batch
+normalisation and ReLU. Sizes follow UCluster's W/Z/top model (k = 10, one head, GAPLayer
+encodings of 16 and 128, E = 3). Padded particles are never neighbours, never enter an
+attention softmax, a batch-norm statistic or the pooling, and are zero after every layer,
+so whatever the padding holds changes nothing. Unlike the TensorFlow code, the attention
+scores are plain linear maps as in the GAPNet paper (the code passes each through batch
+norm and ReLU), and padding is masked everywhere, not only kept out of the first kNN.
+"""
+
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class MaskedBatchNorm(nn.Module):
+    """Batch normalisation over the last axis whose statistics use the masked-in entries only.
+
+    Shapes: x (..., C), mask (...) or None for all entries.
+    """
+
+    def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.training:
+            values = x.reshape(-1, x.shape[-1]) if mask is None else x[mask]
+            mean, var = values.mean(dim=0), values.var(dim=0, unbiased=False)
+            with torch.no_grad():
+                n = len(values)
+                unbiased = var * n / (n - 1) if n > 1 else var
+                self.running_mean.lerp_(mean, self.momentum)
+                self.running_var.lerp_(unbiased, self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return torch.addcmul(self.bias - mean * scale, x, scale)
+
+
+class PointLinear(nn.Module):
+    """ReLU(BN(W x + b)) applied to every particle (or edge); masked-out rows are set to 0."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self.norm = MaskedBatchNorm(out_features)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = F.relu(self.norm(self.linear(x), mask))
+        return out if mask is None else out.masked_fill(~mask.unsqueeze(-1), 0.0)
+
+
+def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The `k` nearest real particles of each particle, itself included (distance 0).
+
+    Returns (index (B, P, k'), valid (B, P, k')) with k' = min(k, P); a slot is invalid
+    when it points to padding (a jet with fewer than k real particles) or sits in the row
+    of a padded particle.
+    """
+    with torch.no_grad():
+        distance = torch.cdist(points, points, compute_mode="donot_use_mm_for_euclid_dist")
+        distance = distance.masked_fill(~mask.unsqueeze(1), float("inf"))
+        index = distance.topk(min(k, points.shape[1]), dim=-1, largest=False).indices
+        valid = mask.gather(1, index.flatten(1)).view_as(index)
+        return index, valid & mask.unsqueeze(-1)
+
+
+def gather_neighbours(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """x (B, P, C), index (B, P, k) -> the neighbours' rows (B, P, k, C)."""
+    batch = torch.arange(x.shape[0], device=x.device).view(-1, 1, 1)
+    return x[batch, index]
+
+
+class GAPLayer(nn.Module):
+    r"""Graph attention pooling (GAPNet, arXiv:1905.08705, as modified by ABCNet).
+
+    For particle i with neighbours j (itself included) and each head h:
+
+    .. math::
+        x'_i = \mathrm{ReLU}(\mathrm{BN}(W_h x_i)), \qquad
+        y'_{ij} = \mathrm{ReLU}(\mathrm{BN}(V_h (x_i - x_j) + b_h)),
+
+        c_{ij} = \mathrm{softmax}_j\,\mathrm{LeakyReLU}(a_h \cdot x'_i + e_h \cdot y'_{ij}),
+
+        \hat{x}_i = \mathrm{ReLU}\Big(\sum_j c_{ij}\, y'_{ij} + d_h\Big), \qquad
+        g_i = \max_j y'_{ij}.
+
+    Returns the attention features :math:`\hat{x}` and the graph features :math:`g`, the
+    heads concatenated. Shapes: x (B, P, C), index and valid (B, P, k), mask (B, P) ->
+    two (B, P, heads * out_features).
+    """
+
+    def __init__(self, in_features: int, out_features: int, heads: int = 1,
+                 negative_slope: float = 0.2):
+        super().__init__()
+        self.heads, self.out_features, self.negative_slope = heads, out_features, negative_slope
+        self.node = PointLinear(in_features, heads * out_features, bias=False)
+        self.edge = PointLinear(in_features, heads * out_features)
+        self.node_score = nn.Parameter(torch.empty(heads, out_features))
+        self.edge_score = nn.Parameter(torch.empty(heads, out_features))
+        self.bias = nn.Parameter(torch.zeros(heads * out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = self.out_features**-0.5
+        nn.init.uniform_(self.node_score, -bound, bound)
+        nn.init.uniform_(self.edge_score, -bound, bound)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor, valid: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        node = self.node(x, mask)
+        edge = self.edge(x.unsqueeze(2) - gather_neighbours(x, index), valid)
+        node = node.unflatten(-1, (self.heads, self.out_features))
+        edge = edge.unflatten(-1, (self.heads, self.out_features))
+        score = (torch.einsum("bphf,hf->bph", node, self.node_score).unsqueeze(2)
+                 + torch.einsum("bpkhf,hf->bpkh", edge, self.edge_score))
+        score = F.leaky_relu(score, self.negative_slope)
+        # A finite fill keeps padded rows (no valid neighbour at all) free of NaN.
+        score = score.masked_fill(~valid.unsqueeze(-1), torch.finfo(score.dtype).min)
+        coefficients = score.softmax(dim=2) * valid.unsqueeze(-1)
+        attention = torch.einsum("bpkh,bpkhf->bphf", coefficients, edge).flatten(2)
+        attention = F.relu(attention + self.bias).masked_fill(~mask.unsqueeze(-1), 0.0)
+        # y' >= 0 after its ReLU and invalid edges are 0, so the max is over valid edges.
+        graph = edge.flatten(3).amax(dim=2)
+        return attention, graph
+
+
+class ABCNet(nn.Module):
+    """UCluster's ABCNet: `forward(features, mask, global_features=None)` returns
+    (logits, embedding).
+
+    logits: (B, num_classes), or (B, P, num_classes) with `per_particle` (rows of padded
+    particles carry no meaning); embedding: (B, embedding_size), the pooled vector the
+    clustering loss uses. `pooling` is "max" as the paper states (the W/Z/top model of the
+    UCluster code averages). `coordinates` are the feature columns of the first kNN.
+    `global_features` > 0 adds per-event inputs (B, G), encoded to `global_size` and tiled
+    onto every particle before the aggregation, as UCluster's anomaly-detection model does.
+    """
+
+    def __init__(self, in_features: int = 8, num_classes: int = 20, *, k: int = 10,
+                 heads: int = 1, embedding_size: int = 3, gap_sizes: Sequence[int] = (16, 128),
+                 conv_sizes: Sequence[int] = (64, 128, 256, 256),
+                 head_sizes: Sequence[int] = (256, 128), pooling: Literal["max", "mean"] = "max",
+                 coordinates: Sequence[int] = (0, 1), global_features: int = 0,
+                 global_size: int = 16, per_particle: bool = False):
+        super().__init__()
+        if pooling not in ("max", "mean"):
+            raise ValueError(f"pooling must be 'max' or 'mean', got {pooling!r}")
+        c1, c2, c3, c4 = conv_sizes
+        g1, g2 = (heads * size for size in gap_sizes)
+        self.k, self.pooling, self.per_particle = k, pooling, per_particle
+        self.embedding_size = embedding_size
+        self.coordinates = list(coordinates)
+        self.global_features = global_features
+        self.gap1 = GAPLayer(in_features, gap_sizes[0], heads)
+        self.conv1 = PointLinear(in_features + g1, c1)
+        self.conv2 = PointLinear(c1, c2)
+        self.gap2 = GAPLayer(c2, gap_sizes[1], heads)
+        self.conv3 = PointLinear(in_features + g2, c3)
+        self.conv4 = PointLinear(c3, c4)
+        self.global_encoder = PointLinear(global_features, global_size) \
+            if global_features else None
+        aggregated = c1 + c2 + c3 + c4 + g1 + g2 + (global_size if global_features else 0)
+        self.aggregate = PointLinear(aggregated, embedding_size)
+        head_in = embedding_size + c1 + c3 if per_particle else embedding_size
+        sizes = [head_in, *head_sizes]
+        self.head = nn.ModuleList(PointLinear(a, b) for a, b in pairwise(sizes))
+        self.output = nn.Linear(sizes[-1], num_classes)
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor,
+                global_features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if (global_features is None) != (self.global_encoder is None):
+            raise ValueError(f"this ABCNet takes {self.global_features} global features per "
+                             f"event; got {'none' if global_features is None else 'some'}")
+        mask = mask.bool()
+        x = features.masked_fill(~mask.unsqueeze(-1), 0.0)
+        index, valid = knn(x[..., self.coordinates], mask, self.k)
+        attention1, graph1 = self.gap1(x, index, valid, mask)
+        net1 = self.conv1(torch.cat([x, attention1], dim=-1), mask)
+        net2 = self.conv2(net1, mask)
+        index, valid = knn(net2, mask, self.k)
+        attention2, graph2 = self.gap2(net2, index, valid, mask)
+        net3 = self.conv3(torch.cat([x, attention2], dim=-1), mask)
+        net4 = self.conv4(net3, mask)
+        parts = [net1, net2, net3, net4, graph1, graph2]
+        if self.global_encoder is not None:
+            encoded = self.global_encoder(global_features)
+            parts.append(encoded.unsqueeze(1).expand(-1, x.shape[1], -1))
+        per_point = self.aggregate(torch.cat(parts, dim=-1), mask)
+        embedding = self._pool(per_point, mask)
+
+        if self.per_particle:
+            tiled = embedding.unsqueeze(1).expand(-1, x.shape[1], -1)
+            hidden = torch.cat([tiled, net1, net3], dim=-1)
+            for layer in self.head:
+                hidden = layer(hidden, mask)
+        else:
+            hidden = embedding
+            for layer in self.head:
+                hidden = layer(hidden)
+        return self.output(hidden), embedding
+
+    def _pool(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # Padded rows are 0 and real rows are ReLU outputs (>= 0), so a plain max ignores them.
+        if self.pooling == "max":
+            return x.amax(dim=1)
+        return x.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1)

@@ -1,0 +1,195 @@
+"""UCluster on boosted jets (W/Z/top), one function per workflow stage.
+
+prepare (splits, features, standardisation) -> pretrain (focal loss on the jet-mass
+class) -> k-means on the training embeddings -> joint training (focal + beta * cluster
+loss) ; a supervised ABCNet on the true labels beside it ; evaluate on the test split.
+`settings` is the config's ``jet_clustering`` section.
+"""
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from hepclust.io.parquet import atomic_path
+from hepclust.ucluster import evaluation
+from hepclust.ucluster.abcnet import ABCNet
+from hepclust.ucluster.features import (
+    FEATURES,
+    Standardizer,
+    mass_bin_labels,
+    particle_features,
+)
+from hepclust.ucluster.losses import cluster_loss, focal_loss
+from hepclust.ucluster.training import Batch, Schedule, predict, train
+
+MASS_CLASSES = 20
+TRUE_CLASSES = 3
+ARRAYS = ("features", "mask", "mass_class", "label", "jet_mass")
+
+
+def prepare(jets: pa.Table, settings: dict,
+            seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], Standardizer]:
+    """(train, test, standardizer): a seeded random split of the jets into arrays, with
+    the features standardised by constants fitted on the training split."""
+    features, mask = particle_features(jets, settings["max_particles"])
+    jet_mass = jets["jet_mass"].to_numpy()
+    arrays = {"features": features, "mask": mask, "mass_class": mass_bin_labels(jet_mass),
+              "label": jets["label"].to_numpy().astype(np.int64), "jet_mass": jet_mass}
+    order = np.random.default_rng([seed, 4]).permutation(len(jet_mass))
+    cut = round(settings["train_fraction"] * len(order))
+    train_rows, test_rows = order[:cut], order[cut:]
+    if len(train_rows) == 0 or len(test_rows) == 0:
+        raise ValueError(f"train_fraction {settings['train_fraction']} leaves an empty split "
+                         f"of {len(order)} jets")
+    train_split = {name: values[train_rows] for name, values in arrays.items()}
+    test_split = {name: values[test_rows] for name, values in arrays.items()}
+    standardizer = Standardizer.fit(train_split["features"], train_split["mask"])
+    for split in (train_split, test_split):
+        split["features"] = standardizer.transform(split["features"], split["mask"])
+    return train_split, test_split, standardizer
+
+
+def save_arrays(path, arrays: dict[str, np.ndarray]) -> None:
+    with atomic_path(path) as tmp, tmp.open("wb") as out:
+        np.savez(out, **arrays)
+
+
+def load_arrays(path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def tensors(arrays: dict[str, np.ndarray]) -> Batch:
+    return {name: torch.from_numpy(np.ascontiguousarray(arrays[name])) for name in ARRAYS}
+
+
+def new_model(settings: dict, num_classes: int) -> ABCNet:
+    return ABCNet(in_features=len(FEATURES), num_classes=num_classes, k=settings["neighbours"],
+                  embedding_size=settings["embedding_size"], pooling=settings["pooling"])
+
+
+def save_model(path, model: ABCNet, settings: dict, num_classes: int,
+               centroids: torch.Tensor | None = None, history: list | None = None) -> None:
+    state = {"model": model.state_dict(), "num_classes": num_classes,
+             "neighbours": settings["neighbours"], "embedding_size": settings["embedding_size"],
+             "pooling": settings["pooling"],
+             "centroids": centroids.detach().cpu() if centroids is not None else torch.empty(0),
+             "history": history or []}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_model(path, device: torch.device) -> tuple[ABCNet, torch.Tensor]:
+    """(model, centroids) from `save_model`'s file; centroids are empty if none."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    model = new_model({key: state[key] for key in ("neighbours", "embedding_size", "pooling")},
+                      state["num_classes"])
+    model.load_state_dict(state["model"])
+    return model.to(device), state["centroids"]
+
+
+def _schedule(settings: dict) -> Schedule:
+    return Schedule(settings["lr"], settings["lr_halving_epochs"], settings["lr_min"])
+
+
+def pretrain(train_arrays: dict, settings: dict, seed: int, device: torch.device,
+             checkpoints) -> tuple[ABCNet, list[dict]]:
+    """ABCNet trained on the jet-mass class with the focal loss alone."""
+    torch.manual_seed(seed)
+    model = new_model(settings, MASS_CLASSES)
+
+    def loss(batch: Batch, epoch: int) -> torch.Tensor:
+        logits, _ = model(batch["features"], batch["mask"])
+        return focal_loss(logits, batch["mass_class"], gamma=settings["gamma"])
+
+    history = train(model, tensors(train_arrays), loss, settings["pretrain_epochs"],
+                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
+                    desc="pretrain")
+    return model, history
+
+
+def embeddings(model: ABCNet, arrays: dict, settings: dict,
+               device: torch.device) -> np.ndarray:
+    _, embedding = predict(model, tensors(arrays), 4 * settings["batch_size"], device)
+    return embedding.numpy()
+
+
+def train_clustering(model: ABCNet, train_arrays: dict, settings: dict, seed: int,
+                     device: torch.device, checkpoints) -> tuple[torch.Tensor, list[dict]]:
+    """k-means on the pretrained embeddings initialises the centroids; then the model and
+    the centroids train on L_focal + beta * L_cluster, alpha growing every epoch."""
+    start = evaluation.kmeans(embeddings(model, train_arrays, settings, device),
+                              settings["clusters"], seed).cluster_centers_
+    centroids = torch.nn.Parameter(torch.tensor(start, dtype=torch.float32, device=device))
+
+    def loss(batch: Batch, epoch: int) -> torch.Tensor:
+        logits, embedding = model(batch["features"], batch["mask"])
+        alpha = settings["alpha_start"] + settings["alpha_step"] * epoch
+        return (focal_loss(logits, batch["mass_class"], gamma=settings["gamma"])
+                + settings["beta"] * cluster_loss(embedding, centroids, alpha))
+
+    history = train(model, tensors(train_arrays), loss, settings["cluster_epochs"],
+                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
+                    extra=[centroids], first_schedule_epoch=settings["pretrain_epochs"],
+                    desc="clustering")
+    return centroids.detach(), history
+
+
+def train_supervised(train_arrays: dict, settings: dict, seed: int, device: torch.device,
+                     checkpoints) -> tuple[ABCNet, list[dict]]:
+    """The upper bound: the same network trained on the true W/Z/top labels."""
+    torch.manual_seed(seed)
+    model = new_model(settings, TRUE_CLASSES)
+
+    def loss(batch: Batch, epoch: int) -> torch.Tensor:
+        logits, _ = model(batch["features"], batch["mask"])
+        return focal_loss(logits, batch["label"], gamma=0.0)
+
+    history = train(model, tensors(train_arrays), loss, settings["supervised_epochs"],
+                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
+                    desc="supervised")
+    return model, history
+
+
+def evaluate(pretrained: ABCNet, ucluster: ABCNet, centroids: torch.Tensor,
+             supervised: ABCNet, train_arrays: dict, test_arrays: dict, settings: dict,
+             seed: int, device: torch.device) -> tuple[dict, dict[str, np.ndarray]]:
+    """The metrics of one seed on the test split, and the arrays the plots need."""
+    train_before = embeddings(pretrained, train_arrays, settings, device)
+    test_before = embeddings(pretrained, test_arrays, settings, device)
+    test_after = embeddings(ucluster, test_arrays, settings, device)
+    train_after = embeddings(ucluster, train_arrays, settings, device)
+    labels, train_labels = test_arrays["label"], train_arrays["label"]
+
+    kmeans = evaluation.kmeans(train_before, settings["clusters"], seed)
+    before_clusters = kmeans.predict(test_before)
+    after_clusters = evaluation.nearest_centroid(test_after, centroids.cpu().numpy())
+    k = settings["knn_neighbours"]
+    knn_embedding = evaluation.knn_evaluation(train_after, train_labels, test_after, labels, k)
+    knn_mass = evaluation.knn_evaluation(train_arrays["jet_mass"][:, None], train_labels,
+                                         test_arrays["jet_mass"][:, None], labels, k)
+    supervised_logits, _ = predict(supervised, tensors(test_arrays),
+                                   4 * settings["batch_size"], device)
+    metrics = {
+        "kmeans_pretrain_accuracy": evaluation.clustering_scores(labels, before_clusters)[
+            "accuracy"],
+        "ucluster_accuracy": evaluation.clustering_scores(labels, after_clusters)["accuracy"],
+        "knn_embedding_accuracy": knn_embedding["accuracy"],
+        "knn_mass_accuracy": knn_mass["accuracy"],
+        "supervised_accuracy": float(
+            (supervised_logits.argmax(dim=1).numpy() == labels).mean()),
+        "knn_embedding_auc": knn_embedding["auc"],
+        "knn_mass_auc": knn_mass["auc"],
+        "roc": {"embedding": knn_embedding["roc"], "mass": knn_mass["roc"]},
+        "cluster_sizes": {"pretrain_kmeans": np.bincount(before_clusters).tolist(),
+                          "ucluster": np.bincount(after_clusters,
+                                                  minlength=len(centroids)).tolist()},
+        "seed": seed,
+        "train_jets": len(train_labels),
+        "test_jets": len(labels),
+    }
+    shown = np.random.default_rng(seed).permutation(len(labels))[:settings["tsne_jets"]]
+    pictures = {"label": labels[shown], "before": test_before[shown],
+                "after": test_after[shown], "before_cluster": before_clusters[shown],
+                "after_cluster": after_clusters[shown]}
+    return metrics, pictures

@@ -1,0 +1,119 @@
+"""The training loop shared by every UCluster stage: epochs, schedule, checkpoints, resume.
+
+A stage is a model, the tensors it trains on and a loss of one batch. Each epoch ends
+with a checkpoint (model, optimiser, extra parameters such as the centroids, history);
+a stage started again with the same checkpoint directory resumes after the last finished
+epoch and, since the batch order of an epoch depends only on (seed, epoch), ends exactly
+where an uninterrupted run would have.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from hepclust.io.parquet import atomic_path
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, torch.Tensor]
+BatchLoss = Callable[[Batch, int], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Adam's learning rate: `lr`, halved every `halving_epochs`, never below `lr_min`."""
+
+    lr: float = 1e-3
+    halving_epochs: int = 3
+    lr_min: float = 1e-5
+
+    def at(self, epoch: int) -> float:
+        return max(self.lr * 0.5 ** (epoch // self.halving_epochs), self.lr_min)
+
+
+def batches(data: Batch, batch_size: int, seed: int, epoch: int,
+            device: torch.device) -> list[Batch]:
+    """The shuffled batches of one epoch; the order depends only on (seed, epoch)."""
+    n = len(next(iter(data.values())))
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(n, generator=generator)
+    return [{name: tensor[chunk].to(device) for name, tensor in data.items()}
+            for chunk in order.split(batch_size)]
+
+
+def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
+          batch_size: int, checkpoints: str | Path, seed: int, device: torch.device,
+          schedule: Schedule = Schedule(), extra: Sequence[nn.Parameter] = (),
+          first_schedule_epoch: int = 0, desc: str = "training") -> list[dict]:
+    """Train for `epochs` epochs (resuming from `checkpoints`/last.pt if present) and
+    return the history, one dict per epoch. `batch_loss(batch, epoch)` gives the loss;
+    `epoch` counts from 0 within this stage, the schedule from `first_schedule_epoch`."""
+    checkpoints = Path(checkpoints)
+    model.to(device)
+    optimizer = torch.optim.Adam([*model.parameters(), *extra], lr=schedule.lr)
+    history, start = _resume(checkpoints / "last.pt", model, optimizer, extra, device)
+    for epoch in range(start, epochs):
+        lr = schedule.at(first_schedule_epoch + epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        began, total, count = time.perf_counter(), 0.0, 0
+        for batch in tqdm(batches(data, batch_size, seed, epoch, device),
+                          desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="batch", leave=False):
+            optimizer.zero_grad(set_to_none=True)
+            loss = batch_loss(batch, epoch)
+            loss.backward()
+            optimizer.step()
+            size = len(next(iter(batch.values())))
+            total, count = total + loss.item() * size, count + size
+        history.append({"epoch": epoch, "lr": lr, "loss": total / count,
+                        "seconds": time.perf_counter() - began, "examples": count})
+        log.info("%s epoch %d/%d: loss %.4f, %.1f s", desc, epoch + 1, epochs,
+                 history[-1]["loss"], history[-1]["seconds"])
+        _save(checkpoints / "last.pt", model, optimizer, extra, history)
+    return history
+
+
+def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+          extra: Sequence[nn.Parameter], history: list[dict]) -> None:
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "extra": [p.detach().cpu() for p in extra], "history": history}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+            extra: Sequence[nn.Parameter], device: torch.device) -> tuple[list[dict], int]:
+    if not path.is_file():
+        return [], 0
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    with torch.no_grad():
+        for parameter, saved in zip(extra, state["extra"], strict=True):
+            parameter.copy_(saved.to(device))
+    history = state["history"]
+    log.info("resumed from %s after epoch %d", path, len(history))
+    return history, len(history)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: Batch, batch_size: int,
+            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, embeddings) of every example, in order, on the CPU."""
+    model.to(device).eval()
+    n = len(data["features"])
+    logits, embeddings = [], []
+    for start in range(0, n, batch_size):
+        chunk = slice(start, start + batch_size)
+        out_logits, out_embedding = model(data["features"][chunk].to(device),
+                                          data["mask"][chunk].to(device))
+        logits.append(out_logits.cpu())
+        embeddings.append(out_embedding.cpu())
+    return torch.cat(logits), torch.cat(embeddings)

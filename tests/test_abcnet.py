@@ -1,0 +1,141 @@
+import pytest
+import torch
+
+from hepclust.ucluster.abcnet import ABCNet, knn
+from hepclust.ucluster.losses import cluster_loss, focal_loss
+
+
+def small(**kwargs) -> ABCNet:
+    """A narrow ABCNet (fast), k = 4 unless asked otherwise."""
+    torch.manual_seed(0)
+    options = dict(k=4, heads=2, embedding_size=5, gap_sizes=(6, 8), conv_sizes=(8, 8, 12, 12),
+                   head_sizes=(10, 6), num_classes=4)
+    return ABCNet(**{**options, **kwargs})
+
+
+def batch(counts, padded_to, features=8, seed=1):
+    """Random jets with `counts` real particles, zero-padded to `padded_to`."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(len(counts), padded_to, features, generator=generator)
+    mask = torch.arange(padded_to) < torch.tensor(counts).unsqueeze(1)
+    return x.masked_fill(~mask.unsqueeze(-1), 0.0), mask
+
+
+def with_garbage(x, mask, extra, seed=2):
+    """The same jets with `extra` more padding slots, every padded slot full of garbage."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.cat([x, torch.zeros(x.shape[0], extra, x.shape[2])], dim=1)
+    mask = torch.cat([mask, torch.zeros(mask.shape[0], extra, dtype=torch.bool)], dim=1)
+    garbage = 1e3 * torch.randn(x.shape, generator=generator)
+    garbage[:, -1, 0], garbage[:, -2, 1] = float("nan"), float("inf")
+    return torch.where(mask.unsqueeze(-1), x, garbage), mask
+
+
+def test_output_shapes_of_the_default_model():
+    model = ABCNet()
+    x, mask = batch([30, 12, 100], 100)
+    logits, embedding = model(x, mask)
+    assert logits.shape == (3, 20)
+    assert embedding.shape == (3, 3)
+    supervised = ABCNet(num_classes=3, embedding_size=8)
+    assert [t.shape for t in supervised(x, mask)] == [(3, 3), (3, 8)]
+
+
+def test_per_particle_head_and_global_features():
+    model = small(per_particle=True, global_features=2)
+    x, mask = batch([5, 9], 9)
+    events = torch.tensor([[1.0, -1.0], [0.5, 2.0]])
+    logits, embedding = model(x, mask, events)
+    assert logits.shape == (2, 9, 4)
+    assert embedding.shape == (2, 5)
+    model.eval()
+    _, other = model(x, mask, events + 1.0)
+    assert not torch.allclose(model(x, mask, events)[1], other)
+    with pytest.raises(ValueError, match="global features"):
+        model(x, mask)
+    with pytest.raises(ValueError, match="global features"):
+        small()(x, mask, events)
+
+
+def test_knn_never_picks_padding():
+    points = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.1, 0.0], [0.05, 0.0]]])
+    mask = torch.tensor([[True, True, True, False]])
+    index, valid = knn(points, mask, k=3)
+    assert index[0, 0].tolist() == [0, 2, 1]  # itself first; not the padded one at 0.05
+    assert valid[0, :3].all()
+    assert not valid[0, 3].any()  # a padded particle has no neighbours
+    index, valid = knn(points[:, :2], mask[:, :2], k=10)
+    assert index.shape == (1, 2, 2)
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize(("per_particle", "pooling"), [(False, "max"), (False, "mean"),
+                                                       (True, "max")])
+def test_padding_content_and_amount_change_nothing(train, per_particle, pooling):
+    model = small(per_particle=per_particle, pooling=pooling)
+    x, mask = batch([7, 3, 5], 7)
+    if not train:
+        model(*batch([6, 4, 7, 2], 7, seed=5))  # move the running statistics off their start
+    model.train(train)
+    logits, embedding = model(x, mask)
+    padded_logits, padded_embedding = model(*with_garbage(x, mask, extra=6))
+    torch.testing.assert_close(padded_embedding, embedding, atol=1e-5, rtol=1e-5)
+    if per_particle:
+        logits, padded_logits = logits[mask], padded_logits[:, :7][mask]
+    torch.testing.assert_close(padded_logits, logits, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_embedding_ignores_the_order_of_particles(pooling):
+    model = small(pooling=pooling, per_particle=True)
+    x, mask = with_garbage(*batch([8, 5], 8), extra=3)
+    logits, embedding = model(x, mask)
+    order = torch.randperm(x.shape[1], generator=torch.Generator().manual_seed(4))
+    shuffled_logits, shuffled = model(x[:, order], mask[:, order])
+    torch.testing.assert_close(shuffled, embedding, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shuffled_logits[mask[:, order]], logits[:, order][mask[:, order]],
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_a_jet_with_fewer_particles_than_k():
+    model = ABCNet(k=10)
+    model(*batch([40, 25], 40, seed=6))  # running statistics from ordinary jets
+    model.eval()
+    x, mask = batch([3], 3)
+    logits, embedding = model(x, mask)
+    padded_logits, padded_embedding = model(*with_garbage(x, mask, extra=97))
+    assert torch.isfinite(padded_logits).all()
+    torch.testing.assert_close(padded_embedding, embedding, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(padded_logits, logits, atol=1e-5, rtol=1e-5)
+    model.train()
+    logits, embedding = model(*batch([3, 2, 50], 100))
+    assert torch.isfinite(logits).all()
+    assert torch.isfinite(embedding).all()
+
+
+def test_gradient_reaches_every_parameter():
+    model = small(global_features=3)
+    x, mask = with_garbage(*batch([9, 4, 12, 7, 10, 6], 12), extra=2)
+    x.requires_grad_(True)
+    events = torch.randn(6, 3, generator=torch.Generator().manual_seed(7))
+    logits, embedding = model(x, mask, events)
+    centroids = torch.randn(3, 5, generator=torch.Generator().manual_seed(8))
+    loss = focal_loss(logits, torch.tensor([0, 1, 2, 3, 0, 1])) \
+        + cluster_loss(embedding, centroids, alpha=1.0)
+    loss.backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None, name
+        assert torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+    assert (x.grad[~mask] == 0).all()  # nothing flows into the padding
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_same_result_on_the_gpu():
+    model = small(per_particle=True).eval()
+    model(*batch([6, 4], 6))
+    x, mask = with_garbage(*batch([8, 5, 3], 8), extra=4)
+    cpu_logits, cpu_embedding = model(x, mask)
+    gpu_logits, gpu_embedding = model.cuda()(x.cuda(), mask.cuda())
+    torch.testing.assert_close(gpu_embedding.cpu(), cpu_embedding, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(gpu_logits.cpu()[mask], cpu_logits[mask], atol=1e-4, rtol=1e-4)
