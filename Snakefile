@@ -13,6 +13,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/convert.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/jets.smk"
 include: "workflow/rules/bench.smk"
 
 

@@ -30,6 +30,20 @@ def test_the_tiny_config_is_valid(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_the_paper_config_is_valid_and_asks_for_gpus(tmp_path):
+    paper = yaml.safe_load((ROOT / "workflow" / "configs" / "paper.yaml").read_text())
+    assert paper["jet_clustering"]["batch_size"] == 1024
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(paper))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(path), "--dry-run", "results/jets/metrics.json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gpu=1" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [

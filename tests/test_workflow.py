@@ -63,6 +63,24 @@ def test_default_target_simulates_the_tracking_events(run):
 
 
 @pytest.mark.workflow
+def test_default_target_runs_ucluster_on_the_jets(run):
+    jets = run / "results" / "jets"
+    metrics = json.loads((jets / "metrics.json").read_text())
+    for key in ("kmeans_pretrain_accuracy", "ucluster_accuracy", "knn_embedding_accuracy",
+                "supervised_accuracy"):
+        assert 0 <= metrics[key] <= 1
+    for key in ("knn_embedding_auc", "knn_mass_auc"):
+        assert set(metrics[key]) == {"W", "Z", "top"}
+        assert all(0 <= auc <= 1 for auc in metrics[key].values())
+    assert len(metrics["seeds"]) == 2
+    assert metrics["test_jets"] + metrics["train_jets"] == 60
+    for plot in ("roc.png", "tsne.png", "accuracy.png"):
+        assert (jets / "plots" / plot).stat().st_size > 10_000
+    history = json.loads((jets / f"seed{metrics['seed']}" / "ucluster_history.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1]
+
+
+@pytest.mark.workflow
 def test_a_second_run_has_nothing_to_do(run):
     result = snakemake(run, "--dry-run")
     assert result.returncode == 0
@@ -80,6 +98,9 @@ def test_benchmark_target_writes_the_data_figures(run):
     for key in ("events_per_s", "events_per_s_full_density", "score_hits_per_s"):
         assert tracking[key] > 0
     assert tracking["full_density"]["hits_per_event"] > 80_000
+    jets = json.loads((run / "results" / "bench" / "jets.json").read_text())
+    assert jets["inference_jets_per_s"] > 0
+    assert set(jets["train_seconds_per_epoch"]) == {"pretrain", "ucluster", "supervised"}
 
 
 @pytest.mark.workflow
@@ -88,7 +109,8 @@ def test_report_shows_the_data_plots(run):
     result = snakemake(run, "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text()
-    for plot in ("jet_mass.png", "mjj.png", "dijet_jets.png", "tracking_event.png"):
+    for plot in ("jet_mass.png", "mjj.png", "dijet_jets.png", "tracking_event.png", "roc.png",
+                 "tsne.png", "accuracy.png"):
         assert plot in html
 
 

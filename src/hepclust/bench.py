@@ -121,3 +121,38 @@ def tracking_data_benchmark(settings: EventSettings, seed: int, events: int = 10
         "full_density": full,
         "scoring": scoring,
     }
+
+
+def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: list[str],
+                   batch_size: int = 512, repeats: int = 3) -> dict:
+    """UCluster inference throughput on the CPU (one thread, jets/s over the test split)
+    and the training time per epoch of every stage, from the training histories."""
+    import torch
+
+    from hepclust.ucluster.jets import load_arrays, load_model, tensors
+    from hepclust.ucluster.training import predict
+
+    device = torch.device("cpu")
+    model, _ = load_model(model_path, device)
+    data = tensors(load_arrays(test_path))
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(model, data, batch_size, device)
+        seconds.append(time.perf_counter() - start)
+    jets = len(data["features"])
+    epochs_by_stage: dict[str, list[dict]] = {}
+    for path in histories:
+        stage = Path(path).stem.removesuffix("_history")
+        epochs_by_stage.setdefault(stage, []).extend(read_json(path))
+    return {
+        "inference_jets_per_s": jets / min(seconds),
+        "inference_threads": torch.get_num_threads(),
+        "train_seconds_per_epoch": {stage: float(np.mean([e["seconds"] for e in epochs]))
+                                    for stage, epochs in epochs_by_stage.items()},
+        "train_jets_per_s": {stage: sum(e["examples"] for e in epochs)
+                             / sum(e["seconds"] for e in epochs)
+                             for stage, epochs in epochs_by_stage.items()},
+        "particles_per_jet": int(data["mask"].shape[1]),
+        "test_jets": jets,
+    }

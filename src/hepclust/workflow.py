@@ -32,3 +32,16 @@ def logged_to(path: str | Path):
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def torch_device(name: str, threads: int = 1):
+    """The torch device the config names, failing clearly if it is absent; CPU work uses
+    `threads` threads (the rule's)."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"config device {name!r}: this torch ({torch.__version__}) sees no "
+                           "CUDA device; set device: cpu or install a CUDA build")
+    return device

@@ -33,7 +33,30 @@ rule bench_tracking_data:
         "../scripts/bench_tracking_data.py"
 
 
+rule bench_jets:
+    input:
+        model=f"results/jets/seed{jet_seeds()[0]}/ucluster.pt",
+        test="results/jets/data/test.npz",
+        histories=expand(
+            "results/jets/seed{seed}/{stage}_history.json",
+            seed=jet_seeds(),
+            stage=["pretrain", "ucluster", "supervised"],
+        ),
+    output:
+        "results/bench/jets.json",
+    log:
+        "results/logs/bench_jets.log",
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/bench_jets.py"
+
+
 rule bench:
     input:
         "results/bench/data.json",
         "results/bench/tracking_data.json",
+        "results/bench/jets.json",

@@ -173,6 +173,16 @@ def tracking_stats():
     return expand("results/data/tracking/shards/{shard}.json", shard=shards)
 
 
+def jet_seeds():
+    """The training seeds of the jets analysis, derived from the master seed."""
+    return [config["seed"] * 100 + i for i in range(config["jet_clustering"]["seeds"])]
+
+
+def gpus_for_training(wildcards):
+    """Training and inference take a GPU when the configured device is one."""
+    return 1 if config["device"].startswith("cuda") else 0
+
+
 def all_targets():
     return [
         "results/data/jets.parquet",
@@ -184,4 +194,6 @@ def all_targets():
         "results/data/tracking/hits.parquet",
         "results/data/tracking/summary.json",
         "results/data/plots/tracking_event.png",
+        "results/jets/metrics.json",
+        "results/jets/plots/roc.png",
     ]

@@ -1,0 +1,151 @@
+"""The UCluster training loop (schedule, batches, checkpoints, resume) and the jets stages."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from hepclust.ucluster import evaluation
+from hepclust.ucluster.jets import load_model, new_model, prepare, save_model
+from hepclust.ucluster.training import Schedule, batches, train
+
+SETTINGS = {
+    "train_fraction": 0.6,
+    "max_particles": 12,
+    "neighbours": 4,
+    "embedding_size": 4,
+    "pooling": "max",
+    "batch_size": 8,
+    "lr": 1e-3,
+    "lr_halving_epochs": 3,
+    "lr_min": 1e-5,
+}
+
+
+def toy_data(n=40):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=generator)
+    return {"x": x, "y": (x.sum(dim=1) > 0).long()}
+
+
+def toy_run(checkpoints, epochs, fail_at=None):
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    extra = nn.Parameter(torch.zeros(2))
+    calls = []
+
+    def loss(batch, epoch):
+        calls.append(epoch)
+        if fail_at is not None and len(calls) == fail_at:
+            raise KeyboardInterrupt
+        logits = model(batch["x"]) + extra
+        return nn.functional.cross_entropy(logits, batch["y"])
+
+    history = train(
+        model,
+        toy_data(),
+        loss,
+        epochs,
+        8,
+        checkpoints,
+        seed=3,
+        device=torch.device("cpu"),
+        extra=[extra],
+    )
+    return model, extra, history, calls
+
+
+def test_learning_rate_halves_every_three_epochs_down_to_the_floor():
+    schedule = Schedule(lr=1e-3, halving_epochs=3, lr_min=1e-5)
+    assert [schedule.at(e) for e in (0, 2, 3, 6)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
+    assert schedule.at(100) == 1e-5
+
+
+def test_batch_order_depends_only_on_seed_and_epoch():
+    data = toy_data()
+    first = batches(data, 8, seed=1, epoch=2, device=torch.device("cpu"))
+    again = batches(data, 8, seed=1, epoch=2, device=torch.device("cpu"))
+    other = batches(data, 8, seed=1, epoch=3, device=torch.device("cpu"))
+    assert all(torch.equal(a["x"], b["x"]) for a, b in zip(first, again, strict=True))
+    assert not torch.equal(first[0]["x"], other[0]["x"])
+    assert sum(len(b["x"]) for b in first) == 40
+
+
+def test_an_interrupted_training_resumes_from_the_last_epoch(tmp_path):
+    model, extra, history, _ = toy_run(tmp_path / "straight", epochs=3)
+    with pytest.raises(KeyboardInterrupt):
+        toy_run(tmp_path / "broken", epochs=3, fail_at=8)  # batch 3 of 5 of epoch 1
+    resumed, resumed_extra, resumed_history, calls = toy_run(tmp_path / "broken", epochs=3)
+    assert set(calls) == {1, 2}  # epoch 0 was not trained again
+    assert len(resumed_history) == 3
+    for a, b in zip(model.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(extra, resumed_extra)
+    assert [h["loss"] for h in resumed_history] == pytest.approx([h["loss"] for h in history])
+
+
+def test_a_finished_training_trains_nothing_more(tmp_path):
+    toy_run(tmp_path, epochs=2)
+    _, _, history, calls = toy_run(tmp_path, epochs=2)
+    assert calls == []
+    assert len(history) == 2
+
+
+def test_prepare_splits_without_overlap_and_standardises_on_train(toy_jets):
+    train, test, standardizer = prepare(toy_jets, SETTINGS, seed=5)
+    n = toy_jets.num_rows
+    assert len(train["label"]) == round(0.6 * n)
+    assert len(train["label"]) + len(test["label"]) == n
+    masses = np.concatenate([train["jet_mass"], test["jet_mass"]])
+    assert sorted(masses.tolist()) == sorted(toy_jets["jet_mass"].to_numpy().tolist())
+    real = train["features"][train["mask"]]
+    np.testing.assert_allclose(real[:, 2:].mean(axis=0), 0, atol=1e-4)
+    assert not test["features"][~test["mask"]].any()
+    assert train["features"].shape[1] == SETTINGS["max_particles"]
+    assert standardizer.mean.shape == (8,)
+
+
+def test_a_saved_model_loads_back_identical(tmp_path, toy_jets):
+    train, _, _ = prepare(toy_jets, SETTINGS, seed=5)
+    model = new_model(SETTINGS, 20).eval()
+    centroids = torch.randn(3, SETTINGS["embedding_size"])
+    save_model(tmp_path / "m.pt", model, SETTINGS, 20, centroids)
+    loaded, loaded_centroids = load_model(tmp_path / "m.pt", torch.device("cpu"))
+    features = torch.from_numpy(train["features"][:5])
+    mask = torch.from_numpy(train["mask"][:5])
+    with torch.no_grad():
+        torch.testing.assert_close(model(features, mask)[1], loaded.eval()(features, mask)[1])
+    torch.testing.assert_close(loaded_centroids, centroids)
+
+
+def test_knn_separates_separable_classes():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 100)
+    points = rng.normal(size=(300, 2)) * 0.1 + labels[:, None]
+    result = evaluation.knn_evaluation(points[::2], labels[::2], points[1::2], labels[1::2], 5)
+    assert result["accuracy"] == 1.0
+    assert all(auc == 1.0 for auc in result["auc"].values())
+    assert result["roc"]["W"]["tpr"][-1] == 1.0
+
+
+def test_nearest_centroid_and_seed_summary():
+    centroids = np.array([[0.0, 0.0], [10.0, 0.0]])
+    assert evaluation.nearest_centroid(np.array([[1.0, 1.0], [9.0, -1.0]]), centroids).tolist() == [
+        0,
+        1,
+    ]
+    seeds = [
+        {key: value for key in evaluation.HEADLINE}
+        | {
+            "knn_embedding_auc": dict.fromkeys(evaluation.CLASSES, value),
+            "knn_mass_auc": dict.fromkeys(evaluation.CLASSES, 0.5),
+            "roc": {},
+        }
+        for value in (0.6, 0.8)
+    ]
+    combined = evaluation.combine_seeds(seeds)
+    assert combined["ucluster_accuracy"] == 0.6
+    assert combined["over_seeds"]["ucluster_accuracy"]["mean"] == pytest.approx(0.7)
+    assert combined["over_seeds"]["knn_embedding_auc"]["top"]["std"] == pytest.approx(0.1)
+    assert len(combined["seeds"]) == 2
+    assert "roc" not in combined["seeds"][0]

@@ -1,0 +1,9 @@
+from hepclust.bench import jets_benchmark
+from hepclust.io.jsonio import write_json
+from hepclust.workflow import logged_to, torch_device
+
+with logged_to(snakemake.log[0]):
+    torch_device("cpu", snakemake.threads)
+    result = jets_benchmark(snakemake.input.model, snakemake.input.test,
+                            list(snakemake.input.histories))
+    write_json(result, snakemake.output[0])
