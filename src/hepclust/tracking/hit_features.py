@@ -1,0 +1,108 @@
+"""Each hit's input features and the truth the tracking GNN learns from (Choma's thesis,
+sections 1.1.1 and 2.4.1).
+
+The thesis feeds the embedding each hit's position and detector identifier (and cell
+features, which our simulated events lack). We give, scaled to O(1): x, y, z and the
+cylindrical radius r in metres, the azimuth phi / pi, the pseudorapidity of the hit's
+position seen from the origin, asinh(z / r), and volume_id and layer_id over 10.
+
+A *true pair* is two distinct hits of the same particle; noise (particle_id 0) belongs to
+no particle. Pairs are unordered: a particle with n hits has n (n - 1) / 2 of them. The
+thesis's count of true edges, N_t = sum |c|^2 (eq. 2.3), counts ordered pairs and each hit
+with itself; our graphs are undirected without self-loops, so recall is counted against
+unordered pairs of distinct hits.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hepclust.errors import InputError
+from hepclust.tracking.tables import Table, columns
+
+HIT_FEATURES = ("x", "y", "z", "r", "phi", "eta", "volume", "layer")
+LENGTH_SCALE = 1000.0  # mm: positions in metres
+ID_SCALE = 10.0  # TrackML's volume ids run to 18, layer ids to 14
+
+
+def hit_features(x: np.ndarray, y: np.ndarray, z: np.ndarray, volume_id: np.ndarray,
+                 layer_id: np.ndarray) -> torch.Tensor:
+    """The features `HIT_FEATURES` of hits at (x, y, z) in mm, as a float32 (N, 8) tensor."""
+    x, y, z = (np.asarray(v, dtype=np.float64) for v in (x, y, z))
+    r = np.hypot(x, y)
+    eta = np.arcsinh(z / np.maximum(r, 1e-9))
+    phi = np.arctan2(y, x) / np.pi
+    ids = [np.asarray(v, dtype=np.float64) / ID_SCALE for v in (volume_id, layer_id)]
+    stacked = np.stack([x / LENGTH_SCALE, y / LENGTH_SCALE, z / LENGTH_SCALE, r / LENGTH_SCALE,
+                        phi, eta, *ids], axis=1)
+    return torch.from_numpy(stacked.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class TrackingEvent:
+    """One event's hits as tensors: features (N, F) float32, positions (N, 3) float32 in
+    mm, particle_id (N,) int64 (0 for noise)."""
+
+    features: torch.Tensor
+    positions: torch.Tensor
+    particle_id: torch.Tensor
+
+    @classmethod
+    def from_hits(cls, hits: Table, source: str | Path = "hits") -> "TrackingEvent":
+        """The event of a hits table (pyarrow or pandas) holding one event only."""
+        if "event_id" in (hits.column_names if hasattr(hits, "column_names") else hits.columns):
+            (event_id,) = columns(hits, ["event_id"], source)
+            if len(np.unique(event_id)) > 1:
+                raise InputError(source, f"holds {len(np.unique(event_id))} events, expected one")
+        x, y, z, volume_id, layer_id, particle_id = columns(
+            hits, ["x", "y", "z", "volume_id", "layer_id", "particle_id"], source)
+        positions = np.stack([x, y, z], axis=1).astype(np.float32)
+        return cls(features=hit_features(x, y, z, volume_id, layer_id),
+                   positions=torch.from_numpy(positions),
+                   particle_id=torch.from_numpy(particle_id.astype(np.int64)))
+
+    def __len__(self) -> int:
+        return len(self.particle_id)
+
+    def to(self, device: torch.device | str) -> "TrackingEvent":
+        return TrackingEvent(self.features.to(device), self.positions.to(device),
+                             self.particle_id.to(device))
+
+
+def _numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
+    return values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
+def count_true_pairs(particle_id: np.ndarray | torch.Tensor) -> int:
+    """The number of unordered true pairs of an event: sum of n (n - 1) / 2 over particles."""
+    pid = _numpy(particle_id)
+    _, size = np.unique(pid[pid != 0], return_counts=True)
+    return int((size * (size - 1) // 2).sum())
+
+
+def true_pairs(particle_id: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Every unordered true pair of an event as an int64 (2, P) tensor of hit indices, with
+    i < j in each column, on the CPU; grouped by particle, in increasing particle_id."""
+    pid = _numpy(particle_id)
+    real = np.flatnonzero(pid != 0)
+    order = real[np.argsort(pid[real], kind="stable")]  # hits of a particle in index order
+    _, start, size = np.unique(pid[order], return_index=True, return_counts=True)
+    firsts, seconds = [], []
+    for n in np.unique(size[size > 1]):
+        group_start = start[size == n][:, None]
+        a, b = np.triu_indices(n, 1)
+        firsts.append((group_start + a).ravel())
+        seconds.append((group_start + b).ravel())
+    if not firsts:
+        return torch.zeros((2, 0), dtype=torch.int64)
+    slots = np.stack([np.concatenate(firsts), np.concatenate(seconds)])
+    slots = slots[:, np.argsort(slots[0], kind="stable")]
+    return torch.from_numpy(order[slots].astype(np.int64))
+
+
+def same_particle(particle_id: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    """Whether each edge (column of `edge_index`) joins two hits of one particle (not noise)."""
+    first, second = particle_id[edge_index[0]], particle_id[edge_index[1]]
+    return (first == second) & (first != 0)
