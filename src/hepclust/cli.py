@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as csv
 
 from hepclust import __version__
+from hepclust.archive import create_archive, verify_archive
 from hepclust.errors import InputError
 from hepclust.io.formats import FORMATS, convert, particles_path
 from hepclust.io.parquet import read_table
@@ -30,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_convert(commands)
     _add_score(commands)
+    _add_archive(commands)
+    _add_verify(commands)
     args = parser.parse_args(argv)
     try:
         args.run(args)
@@ -105,6 +108,42 @@ def _score(args: argparse.Namespace) -> None:
              "tracks with a majority particle")):
         value = "n/a" if metrics[rate] is None else f"{metrics[rate]:.6f}"
         print(f"{name}: {value} ({metrics[count]} of {metrics[total]} {what})")
+
+
+def _add_archive(commands) -> None:
+    command = commands.add_parser(
+        "archive", help="pack results/ into a dated archive with a checksum manifest",
+        description="Pack every file under RESULTS, the config files, the software versions "
+                    "and the git revision into OUTPUT_DIR/hepclust-results-<date>.tar.gz, "
+                    "with a manifest of SHA-256 checksums (check it with `hepclust verify`).")
+    command.add_argument("--results", default="results", help="default: results")
+    command.add_argument("--config", action="append", default=None, metavar="FILE",
+                         help="a config file the run used (repeatable; default: config.yaml)")
+    command.add_argument("--output-dir", default="archives", help="default: archives")
+    command.set_defaults(run=_archive)
+
+
+def _archive(args: argparse.Namespace) -> None:
+    path = create_archive(args.results, args.config or ["config.yaml"], args.output_dir)
+    print(f"wrote {path}")
+
+
+def _add_verify(commands) -> None:
+    command = commands.add_parser(
+        "verify", help="check an archive against its manifest",
+        description="Check every member of a `hepclust archive` file against the SHA-256 "
+                    "manifest inside it; exit status 1 if anything is missing or altered.")
+    command.add_argument("archive")
+    command.set_defaults(run=_verify)
+
+
+def _verify(args: argparse.Namespace) -> None:
+    problems = verify_archive(args.archive)
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise SystemExit(1)
+    print(f"{args.archive}: every file matches the manifest")
 
 
 def _read_scored_event(event: Path) -> tuple[pa.Table, pa.Table | None, int | None]:
