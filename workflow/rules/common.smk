@@ -178,6 +178,16 @@ def jet_seeds():
     return [config["seed"] * 100 + i for i in range(config["jet_clustering"]["seeds"])]
 
 
+JET_TRAINING_KEYS = ["neighbours", "embedding_size", "pooling", "batch_size", "lr",
+                     "lr_halving_epochs", "lr_min"]
+
+
+def jet_settings(*keys):
+    """The jet_clustering keys a stage reads, as a params entry that changes only with them,
+    so Snakemake reruns only the stages a changed key affects."""
+    return {key: config["jet_clustering"][key] for key in keys}
+
+
 def gpus_for_training(wildcards):
     """Training and inference take a GPU when the configured device is one."""
     return 1 if config["device"].startswith("cuda") else 0

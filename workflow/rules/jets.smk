@@ -1,5 +1,7 @@
 # UCluster on the boosted jets: prepare -> pretrain -> k-means + joint training,
 # a supervised ABCNet beside them, then evaluation per seed and over seeds.
+# Each rule gets only the settings it reads (jet_settings), so that changing one
+# reruns just the stages it affects.
 
 
 rule prepare_jet_clustering:
@@ -13,7 +15,7 @@ rule prepare_jet_clustering:
         "results/logs/jets/prepare.log",
     params:
         seed=config["seed"],
-        settings=config["jet_clustering"],
+        settings=jet_settings("train_fraction", "max_particles"),
     resources:
         mem_mb=6000,
         runtime=20,
@@ -35,7 +37,7 @@ rule pretrain_jets:
         "results/benchmarks/jets/pretrain_{seed}.tsv"
     params:
         checkpoints="results/jets/seed{seed}/checkpoints/pretrain",
-        settings=config["jet_clustering"],
+        settings=jet_settings(*JET_TRAINING_KEYS, "gamma", "pretrain_epochs"),
         device=config["device"],
     resources:
         gpu=gpus_for_training,
@@ -60,7 +62,16 @@ rule train_ucluster_jets:
         "results/benchmarks/jets/ucluster_{seed}.tsv"
     params:
         checkpoints="results/jets/seed{seed}/checkpoints/ucluster",
-        settings=config["jet_clustering"],
+        settings=jet_settings(
+            *JET_TRAINING_KEYS,
+            "gamma",
+            "pretrain_epochs",
+            "cluster_epochs",
+            "clusters",
+            "beta",
+            "alpha_start",
+            "alpha_step",
+        ),
         device=config["device"],
     resources:
         gpu=gpus_for_training,
@@ -84,7 +95,7 @@ rule train_supervised_jets:
         "results/benchmarks/jets/supervised_{seed}.tsv"
     params:
         checkpoints="results/jets/seed{seed}/checkpoints/supervised",
-        settings=config["jet_clustering"],
+        settings=jet_settings(*JET_TRAINING_KEYS, "supervised_epochs"),
         device=config["device"],
     resources:
         gpu=gpus_for_training,
@@ -109,7 +120,7 @@ rule evaluate_jets:
     log:
         "results/logs/jets/evaluate_{seed}.log",
     params:
-        settings=config["jet_clustering"],
+        settings=jet_settings("batch_size", "clusters", "knn_neighbours", "tsne_jets"),
         device=config["device"],
     resources:
         gpu=gpus_for_training,
@@ -159,8 +170,6 @@ rule plot_jet_clustering:
         ),
     log:
         "results/logs/jets/plots.log",
-    params:
-        settings=config["jet_clustering"],
     resources:
         mem_mb=4000,
         runtime=20,
