@@ -169,3 +169,15 @@ def test_free_width_without_signal_is_still_a_valid_fit():
     assert fallen_back
     assert all(test.signal.parameters["width"] == SIGNAL_WIDTH for test in fallen_back)
     assert all(test.p_value == pytest.approx(0.5, abs=0.01) for test in fallen_back)
+
+
+def test_the_three_parameter_function_keeps_p3_fixed():
+    edges = np.linspace(2800, 6000, 33)
+    expected = background_counts(edges, 1.0, 10.0, 5.0, 0.0)
+    counts = np.round(expected / expected.sum() * 5000)
+    fit = fit_background(counts, edges, p3=0.0)
+    assert fit.valid, fit.message
+    assert fit.parameters["p3"] == 0.0
+    assert fit.errors["p3"] is None
+    assert fit.ndf == len(counts) - 3
+    assert (fit.parameters["p1"], fit.parameters["p2"]) == pytest.approx((10.0, 5.0), rel=0.1)

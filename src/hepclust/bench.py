@@ -156,3 +156,36 @@ def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: lis
         "particles_per_jet": int(data["mask"].shape[1]),
         "test_jets": jets,
     }
+
+
+def anomaly_benchmark(benchmarks: list[str], histories: list[str]) -> dict:
+    """Wall and CPU seconds of every anomaly stage, summed over its jobs, from Snakemake's
+    benchmark files (``results/benchmarks/anomaly/<stage>/<job>.tsv``), and the training
+    throughput from the training histories. Jobs run side by side, so the elapsed time of
+    a run is below the summed job wall time (about half of it with 2 busy cores)."""
+    stages: dict[str, dict] = {}
+    for path in benchmarks:
+        row = pd.read_csv(path, sep="\t").iloc[0]
+        stage = stages.setdefault(Path(path).parent.name,
+                                  {"jobs": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0,
+                                   "max_rss_mb": 0.0})
+        stage["jobs"] += 1
+        stage["wall_seconds"] += float(row["s"])
+        stage["cpu_seconds"] += float(row["cpu_time"])
+        rss = pd.to_numeric(row["max_rss"], errors="coerce")  # "NA" for a very short job
+        if pd.notna(rss):
+            stage["max_rss_mb"] = max(stage["max_rss_mb"], float(rss))
+    epochs_by_stage: dict[str, list[dict]] = {}
+    for path in histories:
+        stage = Path(path).stem.removesuffix("_history")
+        epochs_by_stage.setdefault(stage, []).extend(read_json(path))
+    return {
+        "total_job_wall_seconds": sum(s["wall_seconds"] for s in stages.values()),
+        "total_cpu_seconds": sum(s["cpu_seconds"] for s in stages.values()),
+        "stages": stages,
+        "train_events_per_s": {stage: sum(e["examples"] for e in epochs)
+                               / sum(e["seconds"] for e in epochs)
+                               for stage, epochs in epochs_by_stage.items()},
+        "train_seconds_per_epoch": {stage: float(np.mean([e["seconds"] for e in epochs]))
+                                    for stage, epochs in epochs_by_stage.items()},
+    }

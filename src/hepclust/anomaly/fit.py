@@ -139,13 +139,19 @@ class SignalTest:
                 "significance": _plain(self.significance), "valid": self.valid}
 
 
-def fit_background(counts, edges) -> FitResult:
-    """All four parameters of the dijet function fitted to a histogram."""
+def fit_background(counts, edges, p3: float | None = None) -> FitResult:
+    """All four parameters of the dijet function fitted to a histogram; with `p3` given,
+    p3 is fixed at it (p3 = 0: the three-parameter dijet function, the usual fallback
+    where a few hundred events leave the four-parameter fit degenerate)."""
     counts, edges = _histogram(counts, edges)
+    fixed = () if p3 is None else ("p3",)
     if counts.sum() == 0:
-        return _no_events(BACKGROUND, len(counts))
-    start = {_YIELD: counts.sum(), **dict(zip(SHAPE, _shape_start(counts, edges), strict=True))}
-    return _minimise(counts, edges, start, fixed=())
+        return _no_events(BACKGROUND, len(counts), fixed=fixed)
+    shape = _shape_start(counts, edges)
+    if p3 is not None:
+        shape = (*shape[:2], float(p3))
+    start = {_YIELD: counts.sum(), **dict(zip(SHAPE, shape, strict=True))}
+    return _minimise(counts, edges, start, fixed=fixed)
 
 
 def fit_normalisation(counts, edges, shape_params: Sequence[float]) -> FitResult:
@@ -295,13 +301,16 @@ def _minimise(counts: np.ndarray, edges: np.ndarray, start: dict[str, float],
         minuit.hesse()
 
     values = np.array(minuit.values)
-    shape_total = float(background_counts(edges, 1.0, *values[1:4]).sum())
-    parameters = {"p0": float(values[0] / shape_total),
-                  **{name: float(minuit.values[name]) for name in names[1:]}}
-    errors = {"p0": _p0_error(minuit, edges, shape_total),
-              **{name: None if name in fixed else float(minuit.errors[name])
-                 for name in names[1:]}}
-    expected = model(values)
+    # A degenerate fit (a handful of events) can end where p0 overflows: it is reported
+    # as not valid, with p0 infinite or NaN (None in `to_dict`), not raised.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        shape_total = float(background_counts(edges, 1.0, *values[1:4]).sum())
+        parameters = {"p0": float(values[0] / shape_total),
+                      **{name: float(minuit.values[name]) for name in names[1:]}}
+        errors = {"p0": _p0_error(minuit, edges, shape_total),
+                  **{name: None if name in fixed else float(minuit.errors[name])
+                     for name in names[1:]}}
+        expected = model(values)
     return FitResult(parameters, errors, bool(minuit.valid and minuit.accurate),
                      _message(minuit, [str(w.message) for w in caught]), float(minuit.fval),
                      _pearson_chi2(counts, expected), len(counts) - minuit.nfit)

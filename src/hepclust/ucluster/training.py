@@ -106,14 +106,15 @@ def _resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
 @torch.no_grad()
 def predict(model: nn.Module, data: Batch, batch_size: int,
             device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, embeddings) of every example, in order, on the CPU."""
+    """(logits, embeddings) of every example, in order, on the CPU. The model gets the
+    features, the mask and, where `data` has them, the per-event ``global_features``."""
     model.to(device).eval()
     n = len(data["features"])
+    inputs = [name for name in ("features", "mask", "global_features") if name in data]
     logits, embeddings = [], []
     for start in range(0, n, batch_size):
         chunk = slice(start, start + batch_size)
-        out_logits, out_embedding = model(data["features"][chunk].to(device),
-                                          data["mask"][chunk].to(device))
+        out_logits, out_embedding = model(*(data[name][chunk].to(device) for name in inputs))
         logits.append(out_logits.cpu())
         embeddings.append(out_embedding.cpu())
     return torch.cat(logits), torch.cat(embeddings)

@@ -1,0 +1,181 @@
+"""UCluster for anomaly detection on dijet events, one function per workflow stage
+(PRD 103, 092007, Sec. VI), in the form of the jets task (`hepclust.ucluster.jets`).
+
+prepare (independent train / test / evaluation samples, Table III features, standardisation)
+-> pretrain (per-particle focal loss on the jet-mass segmentation labels) -> k-means on the
+training embeddings -> joint training (focal + beta * cluster loss) for each number of
+clusters K -> the nearest centroid of every test and evaluation event. `settings` is the
+config's ``anomaly`` section.
+"""
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from hepclust.anomaly.features import FEATURES as PARTICLE_FEATURES
+from hepclust.anomaly.features import NUM_CLASSES, dijet_inputs
+from hepclust.io.parquet import atomic_path
+from hepclust.ucluster import evaluation
+from hepclust.ucluster.abcnet import ABCNet
+from hepclust.ucluster.features import Standardizer
+from hepclust.ucluster.losses import cluster_loss, focal_loss
+from hepclust.ucluster.training import Batch, Schedule, predict, train
+
+SPLITS = ("train", "test", "eval")
+# What the network reads; the other arrays of a split (mjj, label, raw globals, jet) are
+# for the analysis of the clusters.
+ARRAYS = ("features", "mask", "mass_class", "global_features")
+GLOBAL_COUNT = 4
+_MODEL_KEYS = ("neighbours", "embedding_size", "pooling")
+
+
+def split_sizes(settings: dict) -> dict[str, int]:
+    return {split: settings[f"{split}_events"] for split in SPLITS}
+
+
+def split_rows(events: int, sizes: dict[str, int], seed: int,
+               source: str = "dijets table") -> dict[str, np.ndarray]:
+    """Disjoint random rows for each split, `sizes[split]` of them, from `events` rows, in
+    random order (so any leading block of a split is a random sample too)."""
+    wanted = sum(sizes.values())
+    if wanted > events:
+        raise ValueError(f"{source}: the anomaly splits need {wanted} events "
+                         f"({', '.join(f'{k} {v}' for k, v in sizes.items())}), the table "
+                         f"has {events}; lower anomaly.*_events or generate more dijets")
+    order = np.random.default_rng([seed, 6]).permutation(events)
+    bounds = np.cumsum([0, *sizes.values()])
+    return {split: order[a:b] for split, a, b in zip(sizes, bounds[:-1], bounds[1:],
+                                                                strict=True)}
+
+
+def prepare(table: pa.Table, settings: dict, radius: float, seed: int,
+            source: str = "dijets table") -> tuple[dict[str, dict], dict]:
+    """({split: arrays}, standardizers): each split's `dijet_inputs` with the particle and
+    global features standardised by constants fitted on the training split. The raw global
+    features stay as ``global_raw``."""
+    rows = split_rows(table.num_rows, split_sizes(settings), seed, source)
+    splits = {split: dijet_inputs(table.take(chosen), settings["max_particles"], radius,
+                                  source=source)
+              for split, chosen in rows.items()}
+    train_split = splits["train"]
+    particles = Standardizer.fit(train_split["features"], train_split["mask"])
+    every_event = np.ones(len(train_split["label"]), bool)
+    globals_ = Standardizer.fit(train_split["global_features"], every_event, tied=())
+    for arrays in splits.values():
+        arrays["features"] = particles.transform(arrays["features"], arrays["mask"])
+        arrays["global_raw"] = arrays["global_features"]
+        arrays["global_features"] = globals_.transform(arrays["global_features"],
+                                                       np.ones(len(arrays["label"]), bool))
+    return splits, {"features": particles.to_dict(), "global_features": globals_.to_dict()}
+
+
+def first(arrays: dict[str, np.ndarray], events: int) -> dict[str, np.ndarray]:
+    """The first `events` events of a split: a random subset, as a split's rows are in
+    random order (the smaller samples of the significance scan)."""
+    available = len(arrays["label"])
+    if not 0 < events <= available:
+        raise ValueError(f"asked for {events} events of a split of {available}")
+    return {name: values[:events] for name, values in arrays.items()}
+
+
+def tensors(arrays: dict[str, np.ndarray]) -> Batch:
+    return {name: torch.from_numpy(np.ascontiguousarray(arrays[name])) for name in ARRAYS}
+
+
+def new_model(settings: dict) -> ABCNet:
+    """ABCNet with Fig. 1's red parts: tiled global features and per-particle outputs."""
+    return ABCNet(in_features=len(PARTICLE_FEATURES), num_classes=NUM_CLASSES,
+                  k=settings["neighbours"], embedding_size=settings["embedding_size"],
+                  pooling=settings["pooling"], global_features=GLOBAL_COUNT, per_particle=True)
+
+
+def save_model(path, model: ABCNet, settings: dict, centroids: torch.Tensor | None = None,
+               history: list | None = None) -> None:
+    state = {"model": model.state_dict(), **{key: settings[key] for key in _MODEL_KEYS},
+             "centroids": centroids.detach().cpu() if centroids is not None else torch.empty(0),
+             "history": history or []}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_model(path, device: torch.device) -> tuple[ABCNet, torch.Tensor]:
+    """(model, centroids) from `save_model`'s file; centroids are empty if none."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    model = new_model({key: state[key] for key in _MODEL_KEYS})
+    model.load_state_dict(state["model"])
+    return model.to(device), state["centroids"]
+
+
+def _schedule(settings: dict) -> Schedule:
+    return Schedule(settings["lr"], settings["lr_halving_epochs"], settings["lr_min"])
+
+
+def _segmentation_loss(model: ABCNet, batch: Batch, gamma: float) -> tuple[torch.Tensor,
+                                                                           torch.Tensor]:
+    """(focal loss averaged over the real particles, embedding) of one batch."""
+    logits, embedding = model(batch["features"], batch["mask"], batch["global_features"])
+    return focal_loss(logits, batch["mass_class"], gamma=gamma, mask=batch["mask"]), embedding
+
+
+def pretrain(train_arrays: dict, settings: dict, seed: int, device: torch.device,
+             checkpoints) -> tuple[ABCNet, list[dict]]:
+    """ABCNet trained on the per-particle jet-mass classes with the focal loss alone."""
+    torch.manual_seed(seed)
+    model = new_model(settings)
+
+    def loss(batch: Batch, epoch: int) -> torch.Tensor:
+        return _segmentation_loss(model, batch, settings["gamma"])[0]
+
+    history = train(model, tensors(train_arrays), loss, settings["pretrain_epochs"],
+                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
+                    desc="pretrain")
+    return model, history
+
+
+def embeddings(model: ABCNet, arrays: dict, settings: dict,
+               device: torch.device) -> np.ndarray:
+    _, embedding = predict(model, tensors(arrays), 4 * settings["batch_size"], device)
+    return embedding.numpy()
+
+
+def train_clustering(model: ABCNet, train_arrays: dict, settings: dict, clusters: int,
+                     seed: int, device: torch.device,
+                     checkpoints) -> tuple[torch.Tensor, list[dict]]:
+    """k-means (K = `clusters`) on the pretrained embeddings initialises the centroids;
+    then the model and the centroids train on L_focal + beta * L_cluster, alpha growing
+    every epoch."""
+    start = evaluation.kmeans(embeddings(model, train_arrays, settings, device), clusters,
+                              seed).cluster_centers_
+    centroids = torch.nn.Parameter(torch.tensor(start, dtype=torch.float32, device=device))
+
+    def loss(batch: Batch, epoch: int) -> torch.Tensor:
+        focal, embedding = _segmentation_loss(model, batch, settings["gamma"])
+        alpha = settings["alpha_start"] + settings["alpha_step"] * epoch
+        return focal + settings["beta"] * cluster_loss(embedding, centroids, alpha)
+
+    history = train(model, tensors(train_arrays), loss, settings["cluster_epochs"],
+                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
+                    extra=[centroids], first_schedule_epoch=settings["pretrain_epochs"],
+                    desc=f"clustering K={clusters}")
+    return centroids.detach(), history
+
+
+def assign(model: ABCNet, centroids: torch.Tensor, arrays: dict, settings: dict,
+           device: torch.device) -> dict[str, np.ndarray]:
+    """The embedding and nearest-centroid cluster of every event of a split, with what the
+    analysis of the clusters needs: mjj, label and the raw global features."""
+    embedding = embeddings(model, arrays, settings, device)
+    clusters = evaluation.nearest_centroid(embedding, centroids.cpu().numpy())
+    return {"embedding": embedding, "cluster": clusters.astype(np.int64),
+            "mjj": arrays["mjj"], "label": arrays["label"], "global_raw": arrays["global_raw"]}
+
+
+def assigned_split(clusters_file: dict[str, np.ndarray], split: str) -> dict[str, np.ndarray]:
+    """One split's `assign` arrays out of the evaluation stage's file, where they are
+    stored as ``<split>_<name>`` beside the ``centroids``."""
+    prefix = f"{split}_"
+    arrays = {name.removeprefix(prefix): values for name, values in clusters_file.items()
+              if name.startswith(prefix)}
+    if not arrays:
+        raise ValueError(f"no {split} arrays among {sorted(clusters_file)}")
+    return arrays

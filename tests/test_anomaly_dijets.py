@@ -1,0 +1,126 @@
+"""The anomaly stages' library: independent splits, standardised inputs, the segmentation
+pretraining and joint clustering on a toy sample, model files, and the cluster files."""
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from hepclust.anomaly import dijets
+from hepclust.anomaly.features import NUM_CLASSES
+from hepclust.io.schema import DIJETS
+
+SETTINGS = {
+    "train_events": 20, "test_events": 6, "eval_events": 10, "max_particles": 10,
+    "neighbours": 3, "embedding_size": 2, "pooling": "max", "gamma": 2.0, "beta": 1.0,
+    "alpha_start": 1.0, "alpha_step": 2.0, "lr": 1e-3, "lr_halving_epochs": 3,
+    "lr_min": 1e-5, "batch_size": 8, "pretrain_epochs": 1, "cluster_epochs": 1,
+}
+
+
+def toy_dijets(n=40, seed=0) -> pa.Table:
+    """Random dijet events: two back-to-back jets, 3 to 8 particles around each."""
+    rng = np.random.default_rng(seed)
+    columns = {"label": (rng.random(n) < 0.2).astype(np.int8)}
+    for jet, phi in (("jet1", 0.5), ("jet2", 0.5 - np.pi)):
+        columns |= {f"{jet}_pt": rng.uniform(1000, 1500, n), f"{jet}_eta": rng.normal(0, 1, n),
+                    f"{jet}_phi": np.full(n, phi), f"{jet}_mass": rng.uniform(20, 600, n),
+                    f"{jet}_tau21": rng.uniform(0.1, 0.9, n)}
+    columns["mjj"] = rng.uniform(2500, 5000, n)
+    parts = {"pt": [], "eta": [], "phi": []}
+    for event in range(n):
+        pt, eta, phi = [], [], []
+        for jet in ("jet1", "jet2"):
+            count = rng.integers(3, 9)
+            pt += list(rng.uniform(5, 300, count))
+            eta += list(columns[f"{jet}_eta"][event] + rng.normal(0, 0.2, count))
+            phi += list(columns[f"{jet}_phi"][event] + rng.normal(0, 0.2, count))
+        parts["pt"].append(pt)
+        parts["eta"].append(eta)
+        parts["phi"].append(phi)
+    columns |= {f"part_{name}": values for name, values in parts.items()}
+    return pa.table(columns, schema=DIJETS)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return dijets.prepare(toy_dijets(), SETTINGS, radius=1.0, seed=3)
+
+
+def test_splits_are_disjoint_random_and_seeded():
+    sizes = {"train": 5, "test": 3, "eval": 4}
+    rows = dijets.split_rows(20, sizes, seed=1)
+    assert {name: len(chosen) for name, chosen in rows.items()} == sizes
+    together = np.concatenate(list(rows.values()))
+    assert len(np.unique(together)) == 12
+    assert all((rows[name] == again).all()
+               for name, again in dijets.split_rows(20, sizes, seed=1).items())
+    assert not (rows["train"] == dijets.split_rows(20, sizes, seed=2)["train"]).all()
+    # A split's rows keep a random order, so its first events are a random subset.
+    train = dijets.split_rows(1000, {"train": 500, "test": 0, "eval": 500}, seed=1)["train"]
+    assert 200 < train[:250].mean() < 800
+    assert not (np.diff(train) > 0).all()
+
+
+def test_splits_larger_than_the_table_are_refused():
+    with pytest.raises(ValueError, match=r"dijets\.parquet: .* need 13 events .* has 12"):
+        dijets.split_rows(12, {"train": 5, "test": 4, "eval": 4}, 0, "dijets.parquet")
+
+
+def test_prepare_standardises_with_training_constants(splits):
+    arrays, standardizers = splits
+    assert {name: len(split["label"]) for name, split in arrays.items()} == {
+        "train": 20, "test": 6, "eval": 10}
+    train = arrays["train"]
+    real = train["features"][train["mask"]]
+    assert np.abs(real[:, 2:].mean(axis=0)).max() < 1e-4
+    assert (train["features"][~train["mask"]] == 0).all()
+    assert train["global_features"].mean(axis=0) == pytest.approx(np.zeros(4), abs=1e-5)
+    assert train["global_features"].std(axis=0) == pytest.approx(np.ones(4), abs=1e-4)
+    mean = np.array(standardizers["global_features"]["mean"])
+    std = np.array(standardizers["global_features"]["std"])
+    for split in arrays.values():
+        assert split["global_features"] == pytest.approx(
+            (split["global_raw"] - mean) / std, abs=1e-5)
+        assert set(split) >= {"mass_class", "mjj", "label", "jet", "global_raw"}
+        assert split["mass_class"].max() < NUM_CLASSES
+
+
+def test_first_takes_a_leading_block(splits):
+    train = splits[0]["train"]
+    block = dijets.first(train, 7)
+    assert all(len(values) == 7 for values in block.values())
+    assert (block["mjj"] == train["mjj"][:7]).all()
+    with pytest.raises(ValueError, match="21 events of a split of 20"):
+        dijets.first(train, 21)
+
+
+def test_pretrain_cluster_assign_and_reload(splits, tmp_path):
+    arrays = splits[0]
+    device = torch.device("cpu")
+    model, history = dijets.pretrain(arrays["train"], SETTINGS, 5, device, tmp_path / "pre")
+    assert [h["epoch"] for h in history] == [0]
+    assert np.isfinite(history[0]["loss"])
+    centroids, history = dijets.train_clustering(model, arrays["train"], SETTINGS, 3, 5,
+                                                 device, tmp_path / "k3")
+    assert centroids.shape == (3, 2)
+    assigned = dijets.assign(model, centroids, arrays["eval"], SETTINGS, device)
+    assert assigned["embedding"].shape == (10, 2)
+    assert set(assigned["cluster"].tolist()) <= {0, 1, 2}
+    distance = np.linalg.norm(assigned["embedding"][:, None] - centroids.numpy()[None], axis=-1)
+    assert (assigned["cluster"] == distance.argmin(axis=1)).all()
+
+    dijets.save_model(tmp_path / "model.pt", model, SETTINGS, centroids, history)
+    again, saved = dijets.load_model(tmp_path / "model.pt", device)
+    assert torch.equal(saved, centroids)
+    reloaded = dijets.assign(again, saved, arrays["eval"], SETTINGS, device)
+    assert reloaded["embedding"] == pytest.approx(assigned["embedding"], abs=1e-6)
+
+
+def test_assigned_split_reads_one_split_back():
+    stored = {"centroids": np.zeros((2, 2)), "eval_cluster": np.array([0, 1]),
+              "test_cluster": np.array([1]), "eval_mjj": np.array([3000.0, 3100.0])}
+    assert set(dijets.assigned_split(stored, "eval")) == {"cluster", "mjj"}
+    assert dijets.assigned_split(stored, "test")["cluster"].tolist() == [1]
+    with pytest.raises(ValueError, match="no train arrays"):
+        dijets.assigned_split(stored, "train")
