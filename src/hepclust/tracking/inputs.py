@@ -1,0 +1,33 @@
+"""What the GNN and clustering stages' rules read: the training events as graphs, built
+from the hits, the stage-1 embedding and the graph files of the earlier stages."""
+
+from pathlib import Path
+
+import torch
+
+from hepclust.io.jsonio import read_json
+from hepclust.tracking.checkpoints import load_graphs, load_module
+from hepclust.tracking.events import EventTables, read_events
+from hepclust.tracking.gnn import GraphEvent
+from hepclust.tracking.pipeline import ClusteringSettings, Models
+from hepclust.tracking.stages import graph_events
+
+
+def training_graph_events(hits: str | Path, particles: str | Path, split: str | Path,
+                          embedding: str | Path, candidates: str | Path, refined: str | Path,
+                          clustering: ClusteringSettings,
+                          device: torch.device) -> tuple[list[EventTables], list[GraphEvent]]:
+    """(tables, GNN events) of the training events of `split`."""
+    train = read_json(split)["train"]
+    tables = read_events(hits, particles, train)
+    events = graph_events(load_module(embedding, "embedding", device), tables,
+                          load_graphs(candidates, train), load_graphs(refined, train),
+                          clustering, device)
+    return tables, events
+
+
+def load_models(embedding: str | Path, refinement: str | Path, gnn: str | Path,
+                split: str | Path, stop: str | Path, device: torch.device) -> Models:
+    return Models(*(load_module(path, kind, device) for path, kind in (
+        (embedding, "embedding"), (refinement, "refinement"), (gnn, "gnn"), (split, "split"),
+        (stop, "stop"))))

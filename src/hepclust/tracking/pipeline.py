@@ -1,0 +1,166 @@
+"""The clustering GNN's stages chained on one event (Choma's thesis, chapter 2): embed the
+hits, join neighbours in the embedding, keep the edges the refinement MLP believes, run
+the GNN on that graph (its input the hit features and the embedding) and divide its
+output into tracks with Split and Stop, timing each stage.
+
+The GNN passes messages both ways along each refined edge; its hinge loss is taken over
+the wider candidate graph of the embedding (the evaluation graph of Sec. 2.5.5). The
+Split module starts from one cluster per event, or (``initial="components"``) from the
+connected components of the refined graph, which the thesis does not do but which saves
+the first splits of an event whose graph already falls apart into pieces.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from hepclust.tracking.baselines import connected_components
+from hepclust.tracking.embedding import embed
+from hepclust.tracking.gnn import GraphEvent
+from hepclust.tracking.graph import neighbour_graph
+from hepclust.tracking.hierarchical import ClusterEvent, Clustering, hierarchical_clustering
+from hepclust.tracking.hit_features import TrackingEvent
+from hepclust.tracking.refinement import edge_probabilities, refine
+
+Initial = Literal["event", "components"]
+STAGES = ("embedding", "graph", "refinement", "gnn", "clustering")
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    """How the graph is built: k nearest and/or radius in the embedding, then the
+    refinement's probability threshold."""
+
+    k: int | None = None
+    radius: float | None = 0.4
+    threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class ClusteringSettings:
+    initial: Initial = "components"
+    threshold: float = 0.5  # Split: a point goes right above it
+    stop_threshold: float = 0.5
+    min_size: int = 3
+    max_depth: int = 32
+
+
+@dataclass(frozen=True)
+class Models:
+    embedding: nn.Module
+    refinement: nn.Module
+    gnn: nn.Module
+    split: nn.Module
+    stop: nn.Module | None
+
+
+def message_edges(pairs: torch.Tensor) -> torch.Tensor:
+    """Both directions of each unordered pair (2, E) -> (2, 2E), for message passing."""
+    return torch.cat([pairs, pairs.flip(0)], dim=1)
+
+
+def gnn_input(event: TrackingEvent, embedding: torch.Tensor) -> torch.Tensor:
+    """The GNN's input: the hit features concatenated with the stage-1 embedding (Eq. 2.18)."""
+    return torch.cat([event.features.to(embedding.device), embedding], dim=1)
+
+
+def initial_partition(refined: torch.Tensor, num_hits: int, initial: Initial,
+                      device: torch.device | str) -> torch.Tensor | None:
+    """The Split module's starting clusters (n,), or None for one cluster of all hits."""
+    if initial == "event":
+        return None
+    if initial != "components":
+        raise ValueError(f"initial must be 'event' or 'components', not {initial!r}")
+    return torch.from_numpy(connected_components(refined, num_hits)).to(device)
+
+
+def graph_event(event: TrackingEvent, embedding: torch.Tensor, candidates: torch.Tensor,
+                refined: torch.Tensor, initial: Initial) -> GraphEvent:
+    """The GNN's view of one event; the loss runs over the candidate edges."""
+    device = embedding.device
+    return GraphEvent(x=gnn_input(event, embedding), edge_index=message_edges(refined.to(device)),
+                      particle=event.particle_id.to(device),
+                      eval_edge_index=candidates.to(device),
+                      initial=initial_partition(refined, len(event), initial, device))
+
+
+@torch.no_grad()
+def cluster_event(gnn: nn.Module, graph: GraphEvent, weight: torch.Tensor) -> ClusterEvent:
+    """The Split and Stop modules' view of one event: the frozen GNN's output."""
+    gnn.eval()
+    return ClusterEvent(features=gnn(graph.x, graph.edge_index).detach(),
+                        particle=graph.particle, initial=graph.initial,
+                        hit_weight=weight.to(graph.x.device))
+
+
+def _synchronised(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Stopwatch:
+    """Seconds spent in each named stage (GPU work waited for)."""
+
+    device: torch.device
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def run(self, stage: str, work: Callable, *args, **kwargs):
+        _synchronised(self.device)
+        began = time.perf_counter()
+        result = work(*args, **kwargs)
+        _synchronised(self.device)
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - began
+        return result
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """One event through every stage: tracks, intermediate outputs and stage timings."""
+
+    track_id: np.ndarray
+    embedding: torch.Tensor
+    candidates: torch.Tensor
+    refined: torch.Tensor
+    gnn_output: torch.Tensor
+    initial: torch.Tensor | None
+    clustering: Clustering
+    seconds: dict[str, float]
+
+
+@torch.no_grad()
+def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
+                clustering: ClusteringSettings, device: torch.device | str) -> Reconstruction:
+    """Find the tracks of one event with the trained `models`, timing each stage."""
+    device = torch.device(device)
+    event = event.to(device)
+    for module in (models.embedding, models.refinement, models.gnn, models.split, models.stop):
+        if module is not None:
+            module.to(device).eval()
+    clock = Stopwatch(device)
+    embedding = clock.run("embedding", embed, models.embedding, event.features, device)
+    candidates = clock.run("graph", neighbour_graph, embedding, graph.k, graph.radius)
+
+    def refined_edges() -> torch.Tensor:
+        return refine(candidates, edge_probabilities(models.refinement, event, candidates,
+                                                     device), graph.threshold)
+
+    refined = clock.run("refinement", refined_edges)
+    gnn_output = clock.run("gnn", models.gnn, gnn_input(event, embedding),
+                           message_edges(refined))
+
+    def divide() -> tuple[Clustering, torch.Tensor | None]:
+        initial = initial_partition(refined, len(event), clustering.initial, device)
+        return hierarchical_clustering(
+            gnn_output, models.split, models.stop, initial, clustering.threshold,
+            clustering.stop_threshold, clustering.min_size, clustering.max_depth,
+            device), initial
+
+    found, initial = clock.run("clustering", divide)
+    return Reconstruction(found.track_id, embedding, candidates, refined, gnn_output, initial,
+                          found, clock.seconds)

@@ -1,0 +1,133 @@
+"""How the clustering GNN's inference time and memory grow with the number of hits: events
+simulated at several densities go through the trained pipeline, and a power law
+seconds ~ hits^b is fitted (the thesis claims O(n log n), b a little above 1), to the
+wall time and to the process's CPU time (steadier on a shared machine).
+
+Memory is the peak above the starting point: on a GPU torch's peak allocation, on the
+CPU the process's resident set, sampled every few milliseconds by a thread (so a spike
+shorter than that may be missed)."""
+
+import dataclasses
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hepclust.generate.fatras import GenericDetector
+from hepclust.generate.tracking_events import (
+    FULL_EVENT_PARTICLES,
+    FULL_EVENT_VERTICES,
+    EventSettings,
+    simulate_event,
+)
+from hepclust.tracking.hit_features import TrackingEvent
+from hepclust.tracking.pipeline import (
+    STAGES,
+    ClusteringSettings,
+    GraphSettings,
+    Models,
+    reconstruct,
+)
+
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_SECONDS = 0.005
+
+
+def resident_bytes() -> int:
+    """This process's resident set size now."""
+    return int(Path("/proc/self/statm").read_text().split()[1]) * PAGE_BYTES
+
+
+class PeakMemory:
+    """Peak memory (bytes) used above the level at entry, while the block runs."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._start = torch.cuda.memory_allocated(self.device)
+            return self
+        self._start = resident_bytes()
+        self._highest = self._start
+        self._running = True
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self._running:
+            self._highest = max(self._highest, resident_bytes())
+            time.sleep(SAMPLE_SECONDS)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._start
+            return
+        self._running = False
+        self._thread.join()
+        self.peak = max(self._highest, resident_bytes()) - self._start
+
+
+def at_density(settings: EventSettings, density: float) -> EventSettings:
+    gun = dataclasses.replace(settings.gun,
+                              particles=max(1, round(FULL_EVENT_PARTICLES * density)),
+                              vertices=max(1, round(FULL_EVENT_VERTICES * density)))
+    return dataclasses.replace(settings, gun=gun)
+
+
+def fit_exponent(hits: list[float], seconds: list[float]) -> float | None:
+    """b of the least-squares line log(seconds) = a + b log(hits); None for < 2 sizes."""
+    if len(set(hits)) < 2:
+        return None
+    return float(np.polyfit(np.log(hits), np.log(seconds), 1)[0])
+
+
+def scaling_benchmark(models: Models, settings: EventSettings, densities: list[float],
+                      events: int, seed: int, graph: GraphSettings,
+                      clustering: ClusteringSettings, device: torch.device) -> dict:
+    """Inference time and peak memory of `events` simulated events at each density (event
+    numbers apart from the workflow's, seeded by `seed`), with the exponent fitted."""
+    detector = GenericDetector(settings.field_tesla)
+    rows = []
+    for index, density in enumerate(tqdm(densities, desc="densities", unit="density")):
+        for event_number in range(events):
+            hits, _ = simulate_event(detector, at_density(settings, density), seed,
+                                     10_000_000 + 1000 * index + event_number)
+            event = TrackingEvent.from_hits(hits, f"simulated event at density {density}")
+            with PeakMemory(device) as memory:
+                began, cpu = time.perf_counter(), time.process_time()
+                found = reconstruct(event, models, graph, clustering, device)
+                seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+            rows.append({"density": density, "hits": len(event), "seconds": seconds,
+                         "cpu_seconds": cpu,
+                         "memory_mb": memory.peak / 2**20,
+                         "stage_seconds": {s: found.seconds.get(s, 0.0) for s in STAGES},
+                         "depth": found.clustering.depth,
+                         "candidate_edges": int(found.candidates.shape[1]),
+                         "refined_edges": int(found.refined.shape[1])})
+    hits = [r["hits"] for r in rows]
+    seconds = [r["seconds"] for r in rows]
+    return {
+        "hits": hits,
+        "seconds": seconds,
+        "cpu_seconds": [r["cpu_seconds"] for r in rows],
+        "memory_mb": [r["memory_mb"] for r in rows],
+        "density": [r["density"] for r in rows],
+        "exponent": fit_exponent(hits, seconds),
+        "cpu_exponent": fit_exponent(hits, [r["cpu_seconds"] for r in rows]),
+        "memory_exponent": fit_exponent(hits, [max(r["memory_mb"], 1e-3) for r in rows]),
+        "stage_exponents": {s: fit_exponent(hits, [max(r["stage_seconds"][s], 1e-6)
+                                                  for r in rows]) for s in STAGES},
+        "events": rows,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }

@@ -1,0 +1,44 @@
+"""Typed settings of the clustering GNN's stages from the config's `tracking_clustering`
+block (described in workflow/schemas/config.schema.yaml)."""
+
+from hepclust.tracking.alternatives import BaselineSettings
+from hepclust.tracking.embedding import EmbeddingSettings
+from hepclust.tracking.pipeline import ClusteringSettings, GraphSettings
+from hepclust.tracking.refinement import RefinementSettings
+from hepclust.ucluster.training import Schedule
+
+LR_MIN = 1e-5
+
+
+def embedding_settings(config: dict) -> EmbeddingSettings:
+    block = config["embedding"]
+    return EmbeddingSettings(
+        hidden=tuple(block["hidden"]), embedding_dim=block["dim"], epochs=block["epochs"],
+        batch_size=block["batch_size"],
+        schedule=Schedule(block["lr"], block["lr_halving_epochs"], LR_MIN),
+        max_true_pairs=block["max_true_pairs"], hard_negative_k=block["hard_negative_k"],
+        hard_negative_start=block["hard_negative_start"])
+
+
+def refinement_settings(config: dict) -> RefinementSettings:
+    block = config["refinement"]
+    return RefinementSettings(hidden=tuple(block["hidden"]), epochs=block["epochs"],
+                              batch_size=block["batch_size"],
+                              schedule=Schedule(block["lr"], block["lr_halving_epochs"],
+                                                LR_MIN))
+
+
+def graph_settings(config: dict) -> GraphSettings:
+    return GraphSettings(k=config["graph"]["k"], radius=config["graph"]["radius"],
+                         threshold=config["refinement"]["threshold"])
+
+
+def clustering_settings(config: dict) -> ClusteringSettings:
+    block = config["hierarchical"]
+    return ClusteringSettings(initial=block["initial"], threshold=block["threshold"],
+                              stop_threshold=block["stop_threshold"],
+                              min_size=block["min_size"], max_depth=block["max_depth"])
+
+
+def baseline_settings(config: dict) -> BaselineSettings:
+    return BaselineSettings(**config["baselines"])

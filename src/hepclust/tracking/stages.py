@@ -1,0 +1,154 @@
+"""Each training stage of the clustering GNN on a list of events, as the workflow's rules
+run them: build the stage's inputs from the earlier stages' outputs, train, and return
+the module with the keyword arguments that rebuild it (`checkpoints.save_module`)."""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from hepclust.tracking.embedding import EmbeddingSettings, embed, train_embedding
+from hepclust.tracking.events import EventTables
+from hepclust.tracking.gnn import ClusteringGNN, GraphEvent, train_gnn
+from hepclust.tracking.graph import edge_metrics, neighbour_graph
+from hepclust.tracking.hierarchical import ClusterEvent, train_end_to_end, train_split, train_stop
+from hepclust.tracking.hit_features import TrackingEvent
+from hepclust.tracking.pipeline import (
+    ClusteringSettings,
+    GraphSettings,
+    cluster_event,
+    graph_event,
+)
+from hepclust.tracking.refinement import (
+    RefinementSettings,
+    edge_probabilities,
+    refine,
+    train_refinement,
+)
+from hepclust.tracking.split_stop import Split, Stop
+
+Trained = tuple[nn.Module, dict, list[dict]]
+
+
+def tracking_events(tables: Sequence[EventTables]) -> list[TrackingEvent]:
+    return [t.tracking_event() for t in tables]
+
+
+def fit_embedding(events: Sequence[TrackingEvent], settings: EmbeddingSettings, seed: int,
+                  device: torch.device) -> Trained:
+    model, history = train_embedding(events, settings, seed, device)
+    arguments = {"in_dim": int(events[0].features.shape[1]), "hidden": list(settings.hidden),
+                 "embedding_dim": settings.embedding_dim}
+    return model, arguments, history
+
+
+def candidate_graphs(embedding: nn.Module, tables: Sequence[EventTables],
+                     graph: GraphSettings,
+                     device: torch.device) -> tuple[dict[int, torch.Tensor], list[dict]]:
+    """Each event's candidate edges in the embedding, and their size and quality."""
+    graphs, rows = {}, []
+    for table in tqdm(tables, desc="embedding graphs", unit="event"):
+        event = table.tracking_event()
+        edges = neighbour_graph(embed(embedding, event.features, device), graph.k, graph.radius)
+        graphs[table.event_id] = edges.cpu()
+        rows.append({"event": table.name, **edge_metrics(edges, event.particle_id)})
+    return graphs, rows
+
+
+def fit_refinement(events: Sequence[TrackingEvent], candidates: Sequence[torch.Tensor],
+                   settings: RefinementSettings, seed: int, device: torch.device) -> Trained:
+    model, history = train_refinement(events, candidates, settings, seed, device)
+    arguments = {"hit_dim": int(events[0].features.shape[1]), "hidden": list(settings.hidden)}
+    return model, arguments, history
+
+
+def refined_graphs(refinement: nn.Module, tables: Sequence[EventTables],
+                   candidates: dict[int, torch.Tensor], threshold: float,
+                   device: torch.device) -> tuple[dict[int, torch.Tensor], list[dict]]:
+    """Each event's candidate edges with p > threshold, and their size and quality."""
+    graphs, rows = {}, []
+    for table in tqdm(tables, desc="refined graphs", unit="event"):
+        event = table.tracking_event()
+        edges = candidates[table.event_id]
+        kept = refine(edges.to(device), edge_probabilities(refinement, event, edges, device),
+                      threshold)
+        graphs[table.event_id] = kept.cpu()
+        rows.append({"event": table.name, **edge_metrics(kept, event.particle_id)})
+    return graphs, rows
+
+
+@torch.no_grad()
+def graph_events(embedding: nn.Module, tables: Sequence[EventTables],
+                 candidates: dict[int, torch.Tensor], refined: dict[int, torch.Tensor],
+                 clustering: ClusteringSettings, device: torch.device) -> list[GraphEvent]:
+    """The GNN's training events: input graph the refined edges, loss over the candidates."""
+    events = []
+    for table in tables:
+        event = table.tracking_event()
+        events.append(graph_event(event, embed(embedding, event.features, device),
+                                  candidates[table.event_id], refined[table.event_id],
+                                  clustering.initial))
+    return events
+
+
+def fit_gnn(events: Sequence[GraphEvent], hidden: int, layers: int, output: int,
+            kernel_hidden: int, aggr: str, epochs: int, lr: float, margin: float, seed: int,
+            device: torch.device) -> Trained:
+    torch.manual_seed(seed)
+    arguments = {"in_channels": int(events[0].x.shape[1]), "hidden": hidden,
+                 "out_channels": output, "layers": layers, "kernel_hidden": kernel_hidden,
+                 "aggr": aggr}
+    gnn = ClusteringGNN(**arguments)
+    history = train_gnn(gnn, events, epochs, lr, margin, seed, device)
+    return gnn, arguments, history
+
+
+def cluster_events(gnn: nn.Module, events: Sequence[GraphEvent],
+                   tables: Sequence[EventTables]) -> list[ClusterEvent]:
+    """The Split and Stop modules' training events: the GNN's output, with the TrackML
+    weights of the hits for the Stop labels."""
+    return [cluster_event(gnn, event, torch.as_tensor(table.hits["weight"].to_numpy()))
+            for event, table in zip(events, tables, strict=True)]
+
+
+def fit_split(events: Sequence[ClusterEvent], hidden: int, layers: int, epochs: int,
+              lr: float, clustering: ClusteringSettings, seed: int,
+              device: torch.device) -> Trained:
+    torch.manual_seed(seed)
+    arguments = {"in_features": int(events[0].features.shape[1]), "hidden": hidden,
+                 "layers": layers}
+    split = Split(**arguments)
+    history = train_split(split, events, epochs, lr, seed, threshold=clustering.threshold,
+                          min_size=clustering.min_size, max_depth=clustering.max_depth,
+                          device=device)
+    return split, arguments, history
+
+
+def fit_stop(events: Sequence[ClusterEvent], split: Split, hidden: int, layers: int,
+             epochs: int, lr: float, clustering: ClusteringSettings, seed: int,
+             device: torch.device) -> Trained:
+    """Train a Stop module on the labels of the trees `split` grows."""
+    torch.manual_seed(seed)
+    arguments = {"in_features": int(events[0].features.shape[1]), "hidden": hidden,
+                 "layers": layers}
+    stop = Stop(**arguments)
+    return stop, arguments, continue_stop(stop, split, events, epochs, lr, clustering, seed,
+                                          device)
+
+
+def continue_stop(stop: Stop, split: Split, events: Sequence[ClusterEvent], epochs: int,
+                  lr: float, clustering: ClusteringSettings, seed: int,
+                  device: torch.device) -> list[dict]:
+    """Train `stop` further, in place, on the labels of `split`'s trees."""
+    return train_stop(stop, split, events, epochs, lr, seed, clustering.threshold,
+                      clustering.min_size, clustering.max_depth, device=device)
+
+
+def fine_tune(gnn: ClusteringGNN, split: Split, events: Sequence[GraphEvent], epochs: int,
+              lr: float, hinge_weight: float, margin: float, clustering: ClusteringSettings,
+              seed: int, device: torch.device) -> list[dict]:
+    """Train the GNN and Split together on the recursive split loss (Sec. 3.1), in place."""
+    return train_end_to_end(gnn, split, events, epochs, lr, seed, hinge_weight, margin,
+                            threshold=clustering.threshold, min_size=clustering.min_size,
+                            max_depth=clustering.max_depth, device=device)

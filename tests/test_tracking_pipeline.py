@@ -1,0 +1,297 @@
+"""The glue of the tracking clustering GNN's workflow: events, checkpoints, the chained
+pipeline, the alternatives, scoring, summaries and the scaling measurement."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from hepclust.errors import InputError
+from hepclust.io.schema import TRACKML_EVENT_HITS, TRACKML_EVENT_PARTICLES
+from hepclust.tracking.alternatives import BaselineSettings, baseline_tracks
+from hepclust.tracking.checkpoints import load_graphs, load_module, save_graphs, save_module
+from hepclust.tracking.embedding import HitEmbedding
+from hepclust.tracking.evaluation import (
+    all_pairs_row,
+    combine_binned,
+    score_tracks,
+    submission,
+    summarise_graphs,
+    write_submission,
+)
+from hepclust.tracking.events import EventTables, event_name, read_events, split_events
+from hepclust.tracking.gnn import ClusteringGNN
+from hepclust.tracking.pipeline import (
+    STAGES,
+    ClusteringSettings,
+    GraphSettings,
+    Models,
+    initial_partition,
+    message_edges,
+    reconstruct,
+)
+from hepclust.tracking.refinement import EdgeClassifier
+from hepclust.tracking.scaling import PeakMemory, fit_exponent
+from hepclust.tracking.score import score_event
+from hepclust.tracking.settings import (
+    baseline_settings,
+    clustering_settings,
+    embedding_settings,
+    graph_settings,
+    refinement_settings,
+)
+from hepclust.tracking.split_stop import Split, Stop
+
+TINY = Path(__file__).resolve().parents[1] / ".test" / "config" / "config.yaml"
+
+
+def synthetic_hits(event_id: int, particles: int = 4, hits_per_particle: int = 6,
+                   noise: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Straight tracks from the origin, one per particle, on layers 1..n, plus noise."""
+    rng = np.random.default_rng(event_id)
+    rows = []
+    for p in range(1, particles + 1):
+        phi, theta = rng.uniform(-math.pi, math.pi), rng.uniform(0.5, 2.6)
+        for layer in range(1, hits_per_particle + 1):
+            r = 40.0 * layer
+            rows.append((r * math.cos(phi), r * math.sin(phi), r / math.tan(theta), layer, p))
+    for _ in range(noise):
+        rows.append((*rng.uniform(-300, 300, size=3), 1, 0))
+    x, y, z, layer, particle = (np.array(c) for c in zip(*rows, strict=True))
+    weight = np.where(particle > 0, 1.0, 0.0)
+    hits = pd.DataFrame({
+        "event_id": event_id, "hit_id": np.arange(1, len(x) + 1), "x": x.astype(np.float32),
+        "y": y.astype(np.float32), "z": z.astype(np.float32), "volume_id": np.int8(8),
+        "layer_id": layer.astype(np.int8), "particle_id": particle.astype(np.int64),
+        "weight": (weight / weight.sum()).astype(np.float32)})
+    momentum = rng.uniform(0.3, 5.0, size=particles)
+    particles_table = pd.DataFrame({
+        "event_id": event_id, "particle_id": np.arange(1, particles + 1),
+        "px": momentum, "py": np.zeros(particles), "pz": momentum * 0.5})
+    return hits, particles_table
+
+
+def synthetic_event(event_id: int = 1, **kwargs) -> EventTables:
+    hits, particles = synthetic_hits(event_id, **kwargs)
+    return EventTables(event_id, hits, particles)
+
+
+def write_parquet_events(directory, event_ids, break_event=None):
+    """hits.parquet and particles.parquet of synthetic events, in the pipeline's schema."""
+    hits, particles = zip(*(synthetic_hits(e) for e in event_ids), strict=True)
+    hits, particles = pd.concat(hits), pd.concat(particles)
+    if break_event is not None:
+        hits.loc[hits["event_id"] == break_event, "z"] = np.nan
+    full_hits = {f.name: np.zeros(len(hits), dtype=f.type.to_pandas_dtype())
+                 for f in TRACKML_EVENT_HITS}
+    full_hits.update({c: hits[c].to_numpy() for c in hits.columns})
+    full_particles = {f.name: np.zeros(len(particles), dtype=f.type.to_pandas_dtype())
+                      for f in TRACKML_EVENT_PARTICLES}
+    full_particles.update({c: particles[c].to_numpy() for c in particles.columns})
+    pq.write_table(pa.Table.from_pydict(full_hits, TRACKML_EVENT_HITS), directory / "hits.parquet")
+    pq.write_table(pa.Table.from_pydict(full_particles, TRACKML_EVENT_PARTICLES),
+                   directory / "particles.parquet")
+    return directory / "hits.parquet", directory / "particles.parquet"
+
+
+def tiny_models(in_dim: int = 8, embedding_dim: int = 4) -> Models:
+    torch.manual_seed(0)
+    return Models(embedding=HitEmbedding(in_dim, (8,), embedding_dim),
+                  refinement=EdgeClassifier(in_dim, (8,)),
+                  gnn=ClusteringGNN(in_dim + embedding_dim, hidden=8, out_channels=3, layers=2,
+                                    kernel_hidden=4, aggr="mean"),
+                  split=Split(3, hidden=8, layers=2), stop=Stop(3, hidden=8, layers=2))
+
+
+# ---- events -------------------------------------------------------------------------------
+
+def test_split_is_seeded_disjoint_and_sorted():
+    ids = np.arange(1, 21)
+    first = split_events(ids, 12, 5, seed=3)
+    assert first == split_events(ids, 12, 5, seed=3)
+    assert first != split_events(ids, 12, 5, seed=4)
+    assert len(first["train"]) == 12
+    assert len(first["test"]) == 5
+    assert not set(first["train"]) & set(first["test"])
+    assert first["train"] == sorted(first["train"])
+
+
+def test_split_names_the_file_when_events_are_too_few():
+    with pytest.raises(InputError, match=r"hits\.parquet: holds 3 events"):
+        split_events(np.array([1, 2, 3]), 2, 2, seed=0, source="hits.parquet")
+
+
+def test_read_events_returns_each_event_and_rejects_nan_positions(tmp_path):
+    hits, particles = write_parquet_events(tmp_path, [1, 2, 3])
+    events = read_events(hits, particles, [3, 1])
+    assert [e.event_id for e in events] == [3, 1]
+    assert [e.name for e in events] == ["event000000003", "event000000001"]
+    assert (events[0].hits["event_id"] == 3).all()
+    assert len(events[0].hits) == 4 * 6 + 3
+    assert set(events[1].particles["particle_id"]) == {1, 2, 3, 4}
+    hits, particles = write_parquet_events(tmp_path, [1, 2], break_event=2)
+    with pytest.raises(InputError, match="event 2: column z has 27 NaN"):
+        read_events(hits, particles, [1, 2])
+    with pytest.raises(InputError, match="event 9 has 0 hit"):
+        read_events(hits, particles, [9])
+
+
+def test_event_names_follow_trackml():
+    assert event_name(1000) == "event000001000"
+
+
+# ---- checkpoints ----------------------------------------------------------------------------
+
+def test_a_saved_module_comes_back_identical_with_weights_only(tmp_path):
+    model = HitEmbedding(8, (5, 6), 3)
+    save_module(tmp_path / "m.pt", "embedding", model,
+                {"in_dim": 8, "hidden": [5, 6], "embedding_dim": 3}, [{"loss": 1.0}])
+    loaded = load_module(tmp_path / "m.pt", "embedding")
+    features = torch.randn(7, 8)
+    torch.testing.assert_close(loaded(features), model(features))
+    with pytest.raises(InputError, match="holds a 'embedding' module, expected 'gnn'"):
+        load_module(tmp_path / "m.pt", "gnn")
+    with pytest.raises(InputError, match="no such file"):
+        load_module(tmp_path / "absent.pt", "gnn")
+
+
+def test_graphs_round_trip_and_missing_events_are_named(tmp_path):
+    graphs = {4: torch.tensor([[0, 1], [1, 2]]), 9: torch.zeros((2, 0), dtype=torch.int64)}
+    save_graphs(tmp_path / "g.pt", graphs)
+    loaded = load_graphs(tmp_path / "g.pt", [9, 4])
+    assert list(loaded) == [9, 4]
+    assert torch.equal(loaded[4], graphs[4])
+    with pytest.raises(InputError, match=r"no graph for event\(s\) \[5\]"):
+        load_graphs(tmp_path / "g.pt", [5])
+
+
+# ---- pipeline -------------------------------------------------------------------------------
+
+def test_message_edges_carry_each_pair_both_ways():
+    pairs = torch.tensor([[0, 1], [2, 3]])
+    assert message_edges(pairs).tolist() == [[0, 1, 2, 3], [2, 3, 0, 1]]
+
+
+def test_initial_partition_is_the_components_or_one_cluster():
+    refined = torch.tensor([[0, 3], [1, 4]])
+    components = initial_partition(refined, 6, "components", "cpu")
+    assert components[0] == components[1]
+    assert components[3] == components[4]
+    assert len(set(components.tolist())) == 4
+    assert initial_partition(refined, 6, "event", "cpu") is None
+    with pytest.raises(ValueError, match="initial"):
+        initial_partition(refined, 6, "tracks", "cpu")
+
+
+def test_reconstruct_gives_every_hit_a_track_and_times_every_stage():
+    event = synthetic_event()
+    found = reconstruct(event.tracking_event(), tiny_models(),
+                        GraphSettings(k=4, radius=None, threshold=0.0),
+                        ClusteringSettings(initial="event", max_depth=4), "cpu")
+    assert found.track_id.shape == (len(event.hits),)
+    assert found.track_id.min() == 0
+    assert set(found.seconds) == set(STAGES)
+    assert found.gnn_output.shape == (len(event.hits), 3)
+    # Threshold 0 keeps every candidate edge whose probability is above 0: all of them.
+    assert found.refined.shape == found.candidates.shape
+    assert found.clustering.depth <= 4
+
+
+# ---- alternatives and scoring ---------------------------------------------------------------
+
+def test_every_alternative_labels_every_hit():
+    event = synthetic_event()
+    n = len(event.hits)
+    refined = torch.tensor([[0, 1], [1, 2]])
+    found = baseline_tracks(*(event.hits[c].to_numpy() for c in "xyz"), torch.randn(n, 4),
+                            torch.randn(n, 3), refined,
+                            BaselineSettings(helix_curvatures=3))
+    assert set(found) == {"dbscan_helix", "dbscan_embedding", "dbscan_gnn", "components_gnn",
+                          "components_refined"}
+    for track_id, seconds in found.values():
+        assert track_id.shape == (n,)
+        assert seconds >= 0
+    components = found["components_refined"][0]
+    assert components[0] == components[1] == components[2] != components[3]
+
+
+def test_perfect_tracks_score_one_and_rescore_from_the_written_files(tmp_path):
+    event = synthetic_event()
+    perfect = event.hits["particle_id"].to_numpy().copy()
+    noise = perfect == 0
+    perfect[noise] = perfect.max() + 1 + np.arange(noise.sum())
+    result = score_tracks(event, perfect, binned=True)
+    assert result["score"] == pytest.approx(1.0)
+    assert result["efficiency"] == 1.0
+    assert set(result["binned"]) == {"pt", "eta"}
+    write_submission(tmp_path, event, perfect)
+    written = pd.read_csv(tmp_path / "event000000001.csv")
+    assert list(written.columns) == ["event_id", "hit_id", "track_id"]
+    truth = pd.read_csv(tmp_path / "event000000001-truth.csv")
+    assert list(truth.columns) == ["hit_id", "particle_id", "weight"]
+    assert score_event(truth, written) == pytest.approx(1.0)
+    # One track of everything: the largest particle is no majority of it.
+    assert score_tracks(event, np.zeros(len(event.hits), dtype=int))["score"] == 0.0
+
+
+def test_a_submission_needs_one_track_per_hit():
+    event = synthetic_event()
+    with pytest.raises(ValueError, match="track ids for the 27 hits"):
+        submission(event, np.zeros(3, dtype=int))
+
+
+def test_binned_rates_add_the_counts_of_the_events():
+    def binned(particles, efficiency):
+        axis = {"edges": [0.0, 1.0, None], "particles": particles, "efficiency": efficiency,
+                "tracks": [0, 0], "fake_rate": [None, None], "pure_tracks": [0, 0],
+                "duplicate_rate": [None, None]}
+        return {"pt": axis, "eta": axis}
+
+    combined = combine_binned([binned([2, 0], [0.5, None]), binned([2, 4], [1.0, 0.25])])
+    assert combined["pt"]["particles"] == [4, 4]
+    assert combined["pt"]["efficiency"] == [0.75, 0.25]
+    assert combined["eta"]["fake_rate"] == [None, None]
+
+
+def test_graph_rows_add_edges_before_dividing():
+    rows = [{"edges": 10, "true_edges": 5, "true_pairs": 10},
+            {"edges": 30, "true_edges": 3, "true_pairs": 6}]
+    row = summarise_graphs(rows)
+    assert row["purity"] == pytest.approx(8 / 40)
+    assert row["recall"] == pytest.approx(8 / 16)
+    assert row["edges_per_event"] == 20
+    pairs = all_pairs_row([4, 5], [2, 3])
+    assert pairs["edges"] == 6 + 10
+    assert pairs["purity"] == pytest.approx(5 / 16)
+    assert pairs["recall"] == 1.0
+
+
+# ---- scaling and settings -------------------------------------------------------------------
+
+def test_fitted_exponent_of_a_power_law():
+    hits = [1000, 2000, 4000, 8000]
+    assert fit_exponent(hits, [3e-6 * h**1.3 for h in hits]) == pytest.approx(1.3)
+    assert fit_exponent([1000, 1000], [1.0, 2.0]) is None
+
+
+def test_peak_memory_sees_a_large_allocation():
+    with PeakMemory(torch.device("cpu")) as memory:
+        block = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+        block.sum()
+        del block
+    assert memory.peak > 32 * 2**20
+
+
+def test_the_tiny_config_builds_every_setting():
+    config = yaml.safe_load(TINY.read_text())["tracking_clustering"]
+    assert embedding_settings(config).hidden == tuple(config["embedding"]["hidden"])
+    assert refinement_settings(config).epochs == config["refinement"]["epochs"]
+    assert graph_settings(config).threshold == config["refinement"]["threshold"]
+    assert clustering_settings(config).initial == config["hierarchical"]["initial"]
+    assert baseline_settings(config).helix_curvatures == config["baselines"]["helix_curvatures"]
