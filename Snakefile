@@ -14,7 +14,11 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/convert.smk"
 include: "workflow/rules/plots.smk"
 include: "workflow/rules/jets.smk"
+include: "workflow/rules/anomaly.smk"
+include: "workflow/rules/tracking.smk"
 include: "workflow/rules/bench.smk"
+include: "workflow/rules/archive.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:

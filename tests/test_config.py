@@ -44,6 +44,27 @@ def test_the_paper_config_is_valid_and_asks_for_gpus(tmp_path):
     assert "gpu=1" in result.stdout
 
 
+def test_the_paper_config_runs_the_anomaly_search_at_the_paper_scale(tmp_path):
+    paper = yaml.safe_load((ROOT / "workflow" / "configs" / "paper.yaml").read_text())
+    anomaly = paper["anomaly"]
+    assert (anomaly["train_events"], anomaly["test_events"], anomaly["eval_events"]) == (
+        300_000, 150_000, 300_000)
+    assert (anomaly["max_particles"], anomaly["batch_size"], anomaly["seeds"]) == (100, 1024, 5)
+    generated = paper["dijets"]["generate"]["background_events"] / (
+        1 - paper["dijets"]["generate"]["signal_fraction"])
+    assert generated >= 750_000
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(paper))
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(path), "--dry-run", "results/anomaly/metrics.json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gpu=1" in result.stdout
+    assert "train_ucluster_anomaly" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -55,6 +76,17 @@ def test_the_paper_config_is_valid_and_asks_for_gpus(tmp_path):
         (lambda c: c["tracking"]["generate"].update(pt_max=0.1), "pt_min"),
         (lambda c: c["tracking"].update(subsample_fraction=0), "subsample_fraction"),
         (lambda c: c["tracking"]["generate"].update(density=5), "density"),
+        (lambda c: c["tracking_clustering"]["gnn"].update(aggr="max"), "max"),
+        (lambda c: c["tracking_clustering"]["hierarchical"].update(initial="tracks"), "tracks"),
+        (lambda c: c["tracking_clustering"]["refinement"].update(threshold=1.5), "1.5"),
+        (lambda c: c["tracking_clustering"]["graph"].update(neighbours=3), "neighbours"),
+        (lambda c: c["tracking_clustering"]["graph"].update(k=None, radius=None), "k, radius"),
+        (lambda c: c["tracking_clustering"].update(test_events=5), "test_events"),
+        (lambda c: c["anomaly"].update(scan_clusters=7), "scan_clusters"),
+        (lambda c: c["anomaly"].update(scan_train_events=[16]), "scan_train_events"),
+        (lambda c: c["anomaly"].update(mjj_low=7000), "mjj_low"),
+        (lambda c: c["anomaly"].update(clusters=[1, 3]), "clusters"),
+        (lambda c: c["anomaly"].update(mjj_high=14000), "mjj_high"),
     ],
 )
 def test_a_wrong_key_or_value_is_named(tmp_path, change, named):

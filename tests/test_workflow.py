@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from hepclust.io.hls4ml import write_hls4ml
 from hepclust.io.parquet import read_table
 from hepclust.io.schema import JETS, TRACKML_EVENT_HITS
+from hepclust.tracking.score import score_event
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +82,79 @@ def test_default_target_runs_ucluster_on_the_jets(run):
     assert [h["epoch"] for h in history] == [0, 1]
 
 
+ANOMALY_PLOTS = ("embedding.png", "max_sb.png", "significance.png", "mjj_best_cluster.png",
+                 "background_fit.png", "global_features.png", "p_values.png")
+
+
+@pytest.mark.workflow
+def test_default_target_runs_the_anomaly_search(run):
+    anomaly = run / "results" / "anomaly"
+    metrics = json.loads((anomaly / "metrics.json").read_text())
+    # The tiny config: 16 training, 8 test and 16 evaluation events; K in [2, 3]; 2 seeds.
+    assert metrics["eval_events"] == 16
+    assert metrics["inclusive_sb"] == metrics["eval_signal"] / (16 - metrics["eval_signal"])
+    assert set(metrics["max_sb_by_k"]) == {"2", "3"}
+    assert all(value is None or value >= 0 for value in metrics["max_sb_by_k"].values())
+    assert isinstance(metrics["lowest_p_cluster_is_max_sb"], bool)
+    fraction = metrics["bkg_only_frac_p_below_0p05"]
+    assert fraction is None or 0 <= fraction <= 1
+    assert [p["train_events"] for p in metrics["significance_vs_train_events"]] == [8, 16]
+    assert len(metrics["clusterings"]) == 2 * 2 + 2
+    for run_summary in metrics["clusterings"]:
+        assert len(run_summary["rows"]) == run_summary["k"]
+        assert sum(r["signal"] + r["background"] for r in run_summary["rows"]) == \
+            run_summary["events"]
+    # Every cluster of every fit is reported, failed or not, with its fit details.
+    assert len(metrics["fits"]) == 2 * 2
+    for fit in metrics["fits"]:
+        for sample in ("signal", "background_only"):
+            rows = fit[sample]["clusters"]
+            assert [row["cluster"] for row in rows] == list(range(fit["k"]))
+            for row in rows:
+                assert isinstance(row["valid"], bool)
+                assert {"parameters", "errors", "chi2_ndf", "valid"} <= set(
+                    row["background_shape"])
+            assert fit[sample]["valid_clusters"] + fit[sample]["failed_clusters"] == fit["k"]
+    for plot in ANOMALY_PLOTS:
+        assert (anomaly / "plots" / plot).stat().st_size > 10_000
+    result = snakemake(run, "results/bench/anomaly.json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    bench = json.loads((run / "results" / "bench" / "anomaly.json").read_text())
+    assert set(bench["stages"]) == {"prepare", "pretrain", "ucluster", "evaluate", "fits",
+                                    "metrics", "plots"}
+    assert bench["stages"]["ucluster"]["jobs"] == 6
+    assert bench["total_cpu_seconds"] > 0
+
+
+@pytest.mark.workflow
+def test_default_target_runs_the_tracking_clustering_gnn(run):
+    tracking = run / "results" / "tracking"
+    metrics = json.loads((tracking / "metrics.json").read_text())
+    for key in ("trackml_score", "edge_recall", "edge_purity", "seconds_per_event"):
+        assert metrics[key] is not None
+    assert 0 <= metrics["trackml_score"] <= 1
+    assert set(metrics["baseline_scores"]) == {
+        "dbscan_helix", "dbscan_embedding", "dbscan_gnn", "components_gnn",
+        "components_refined", "split_stop_before_fine_tuning"}
+    assert set(metrics["table_3_1"]) >= {"all_pairs", "embedding", "refined"}
+    assert metrics["table_3_1"]["refined"]["edges"] <= metrics["table_3_1"]["embedding"]["edges"]
+    assert set(metrics["binned"]) == {"pt", "eta"}
+    (event, score), = metrics["per_event_scores"].items()
+    # The submission rescored from its files gives the score of metrics.json.
+    submission = pd.read_csv(tracking / "submissions" / f"{event}.csv")
+    truth = pd.read_csv(tracking / "submissions" / f"{event}-truth.csv")
+    assert list(submission.columns) == ["event_id", "hit_id", "track_id"]
+    assert score_event(truth, submission) == pytest.approx(score, abs=1e-9)
+    hits = read_table(run / "results/data/tracking/hits.parquet", TRACKML_EVENT_HITS)
+    assert len(truth) == pc.sum(pc.equal(hits["event_id"], int(event[5:]))).as_py()
+    scaling = json.loads((run / "results" / "bench" / "tracking_scaling.json").read_text())
+    assert len(scaling["hits"]) == len(scaling["seconds"]) == 2
+    assert scaling["hits"][0] < scaling["hits"][1]
+    assert scaling["exponent"] is not None
+    for plot in ("scores.png", "rates.png", "event_tracks.png", "scaling.png"):
+        assert (tracking / "plots" / plot).stat().st_size > 10_000
+
+
 @pytest.mark.workflow
 def test_a_second_run_has_nothing_to_do(run):
     result = snakemake(run, "--dry-run")
@@ -111,6 +186,10 @@ def test_report_shows_the_data_plots(run):
     html = report.read_text()
     for plot in ("jet_mass.png", "mjj.png", "dijet_jets.png", "tracking_event.png", "roc.png",
                  "tsne.png", "accuracy.png"):
+        assert plot in html
+    for plot in ANOMALY_PLOTS:
+        assert plot in html
+    for plot in ("scores.png", "rates.png", "event_tracks.png", "scaling.png"):
         assert plot in html
 
 

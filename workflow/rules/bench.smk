@@ -60,3 +60,5 @@ rule bench:
         "results/bench/data.json",
         "results/bench/tracking_data.json",
         "results/bench/jets.json",
+        "results/bench/anomaly.json",
+        "results/bench/tracking_scaling.json",

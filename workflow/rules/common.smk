@@ -182,10 +182,26 @@ JET_TRAINING_KEYS = ["neighbours", "embedding_size", "pooling", "batch_size", "l
                      "lr_halving_epochs", "lr_min"]
 
 
+def section_settings(section, *keys):
+    """The keys of a config section that a stage reads, as a params entry that changes only
+    with them, so Snakemake reruns only the stages a changed key affects."""
+    return {key: config[section][key] for key in keys}
+
+
 def jet_settings(*keys):
-    """The jet_clustering keys a stage reads, as a params entry that changes only with them,
-    so Snakemake reruns only the stages a changed key affects."""
-    return {key: config["jet_clustering"][key] for key in keys}
+    return section_settings("jet_clustering", *keys)
+
+
+ANOMALY_TRAINING_KEYS = ["neighbours", "embedding_size", "pooling", "batch_size", "lr",
+                         "lr_halving_epochs", "lr_min", "gamma", "pretrain_epochs"]
+
+
+def anomaly_settings(*keys):
+    return section_settings("anomaly", *keys)
+
+
+def tracking_settings(*keys):
+    return section_settings("tracking_clustering", *keys)
 
 
 def gpus_for_training(wildcards):
@@ -206,4 +222,148 @@ def all_targets():
         "results/data/plots/tracking_event.png",
         "results/jets/metrics.json",
         "results/jets/plots/roc.png",
+        "results/anomaly/metrics.json",
+        "results/anomaly/plots/max_sb.png",
+        "results/tracking/metrics.json",
+        "results/tracking/plots/scores.png",
+        "results/tracking/plots/scaling.png",
+        "results/summary.html",
     ]
+
+
+# The anomaly search (workflow/rules/anomaly.smk).
+
+# The paper's K for Fig. 6 (a two-dimensional embedding, two clusters) and Fig. 10.
+FIGURE_CLUSTERS = {"embedding": 2, "features": 5}
+
+
+def _check_anomaly():
+    """What the schema cannot say about the anomaly section."""
+    anomaly = config["anomaly"]
+    if anomaly["scan_clusters"] not in anomaly["clusters"]:
+        raise ValueError(
+            f"config: anomaly.scan_clusters ({anomaly['scan_clusters']}) must be one of "
+            f"anomaly.clusters {anomaly['clusters']}"
+        )
+    if anomaly["mjj_low"] >= anomaly["mjj_high"]:
+        raise ValueError(
+            f"config: anomaly.mjj_low ({anomaly['mjj_low']}) must be below "
+            f"anomaly.mjj_high ({anomaly['mjj_high']})"
+        )
+    for events in anomaly["scan_train_events"]:
+        if not events < anomaly["train_events"]:
+            raise ValueError(
+                f"config: anomaly.scan_train_events ({events}) must be below "
+                f"anomaly.train_events ({anomaly['train_events']})"
+            )
+
+
+_check_anomaly()
+
+
+def anomaly_seeds():
+    """The training seeds of the anomaly search, derived from the master seed."""
+    return [config["seed"] * 100 + 50 + i for i in range(config["anomaly"]["seeds"])]
+
+
+def anomaly_nearest_k(k):
+    """The configured number of clusters nearest `k` (a figure's K when `k` is not run)."""
+    return min(config["anomaly"]["clusters"], key=lambda c: (abs(c - k), c))
+
+
+def anomaly_clusters_file(k):
+    """The evaluated clusters of the first seed, full training sample, K nearest `k`."""
+    n, seed = config["anomaly"]["train_events"], anomaly_seeds()[0]
+    return f"results/anomaly/n{n}/seed{seed}/k{anomaly_nearest_k(k)}/clusters.npz"
+
+
+def _anomaly_trainings(scan=True):
+    """(training events, seed, K) of every clustering: each K on the full training sample,
+    and the scan's K on each smaller one."""
+    anomaly = config["anomaly"]
+    runs = [(anomaly["train_events"], s, k) for s in anomaly_seeds() for k in anomaly["clusters"]]
+    if scan:
+        runs += [
+            (n, s, anomaly["scan_clusters"])
+            for n in anomaly["scan_train_events"]
+            for s in anomaly_seeds()
+        ]
+    return runs
+
+
+def anomaly_runs(name, scan=True):
+    return [f"results/anomaly/n{n}/seed{s}/k{k}/{name}" for n, s, k in _anomaly_trainings(scan)]
+
+
+def anomaly_eval_events(wildcards):
+    """Evaluation events of a training sample: the same share of the evaluation split as of
+    the training split (the same size as the paper's, where the two splits are equal)."""
+    anomaly = config["anomaly"]
+    share = int(wildcards.events) / anomaly["train_events"]
+    return max(1, round(anomaly["eval_events"] * share))
+
+
+def anomaly_histories():
+    pretrained = {(n, s) for n, s, _ in _anomaly_trainings()}
+    return [
+        f"results/anomaly/n{n}/seed{s}/pretrain_history.json" for n, s in sorted(pretrained)
+    ] + anomaly_runs("ucluster_history.json")
+
+
+def anomaly_benchmarks():
+    """Every benchmark file of the anomaly stages, for results/bench/anomaly.json."""
+    trainings = _anomaly_trainings()
+    pretrained = sorted({(n, s) for n, s, _ in trainings})
+    base = "results/benchmarks/anomaly"
+    return (
+        [f"{base}/prepare/prepare.tsv"]
+        + [f"{base}/pretrain/n{n}_{s}.tsv" for n, s in pretrained]
+        + [f"{base}/{stage}/n{n}_{s}_k{k}.tsv" for stage in ("ucluster", "evaluate") for n, s, k in trainings]
+        + [f"{base}/fits/n{n}_{s}_k{k}.tsv" for n, s, k in _anomaly_trainings(scan=False)]
+        + [f"{base}/metrics/metrics.tsv", f"{base}/plots/plots.tsv"]
+    )
+
+
+def tracking_graph_inputs(wildcards):
+    """What the GNN and clustering stages of the tracking analysis build their events from."""
+    return {
+        "hits": "results/data/tracking/hits.parquet",
+        "particles": "results/data/tracking/particles.parquet",
+        "split": "results/tracking/data/split.json",
+        "embedding": "results/tracking/models/embedding.pt",
+        "candidates": "results/tracking/graphs/embedding.pt",
+        "refined": "results/tracking/graphs/refined.pt",
+    }
+
+
+def tracked_models(wildcards):
+    """The trained tracking pipeline: embedding, refinement and the fine-tuned GNN, Split, Stop."""
+    return {
+        "embedding": "results/tracking/models/embedding.pt",
+        "refinement": "results/tracking/models/refinement.pt",
+        "gnn": "results/tracking/models/gnn_tuned.pt",
+        "split_model": "results/tracking/models/split_tuned.pt",
+        "stop": "results/tracking/models/stop_tuned.pt",
+    }
+
+
+def _check_tracking_clustering():
+    """What the schema cannot say about the tracking_clustering section."""
+    settings = config["tracking_clustering"]
+    if settings["graph"]["k"] is None and settings["graph"]["radius"] is None:
+        raise ValueError("config: tracking_clustering.graph needs k, radius or both")
+    if settings["embedding_events"] > settings["train_events"]:
+        raise ValueError(
+            f"config: tracking_clustering.embedding_events ({settings['embedding_events']}) "
+            f"must not exceed tracking_clustering.train_events ({settings['train_events']})"
+        )
+    wanted = settings["train_events"] + settings["test_events"]
+    simulated = config["tracking"]["generate"]["events"]
+    if not config["tracking"]["input"] and wanted > simulated:
+        raise ValueError(
+            f"config: tracking_clustering.train_events + test_events ({wanted}) exceed the "
+            f"{simulated} simulated events (tracking.generate.events)"
+        )
+
+
+_check_tracking_clustering()

@@ -1,0 +1,22 @@
+from hepclust.io.jsonio import write_json
+from hepclust.tracking.checkpoints import load_module, save_module
+from hepclust.tracking.inputs import training_graph_events
+from hepclust.tracking.settings import clustering_settings
+from hepclust.tracking.stages import cluster_events, fit_stop
+from hepclust.workflow import logged_to, torch_device
+
+with logged_to(snakemake.log[0]):
+    settings, inputs = snakemake.params.settings, snakemake.input
+    device = torch_device(snakemake.params.device, snakemake.threads)
+    clustering = clustering_settings(settings)
+    tables, events = training_graph_events(inputs.hits, inputs.particles, inputs.split,
+                                           inputs.embedding, inputs.candidates, inputs.refined,
+                                           clustering, device)
+    gnn = load_module(inputs.gnn, "gnn", device)
+    split = load_module(inputs.split_model, "split", device)
+    block = settings["hierarchical"]
+    stop, arguments, history = fit_stop(
+        cluster_events(gnn, events, tables), split, block["hidden"], block["layers"],
+        block["stop_epochs"], block["stop_lr"], clustering, snakemake.params.seed, device)
+    save_module(snakemake.output.model, "stop", stop, arguments, history)
+    write_json(history, snakemake.output.history)
