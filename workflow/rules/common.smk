@@ -209,6 +209,11 @@ def gpus_for_training(wildcards):
     return 1 if config["device"].startswith("cuda") else 0
 
 
+def gpus_for_jet_training(wildcards):
+    """A jets training job takes one GPU per training process when the device is one."""
+    return config["jet_clustering"]["processes"] * gpus_for_training(wildcards)
+
+
 def all_targets():
     return [
         "results/data/jets.parquet",

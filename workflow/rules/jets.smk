@@ -39,8 +39,10 @@ rule pretrain_jets:
         checkpoints="results/jets/seed{seed}/checkpoints/pretrain",
         settings=jet_settings(*JET_TRAINING_KEYS, "gamma", "pretrain_epochs"),
         device=config["device"],
+        processes=config["jet_clustering"]["processes"],
+    threads: config["jet_clustering"]["processes"]
     resources:
-        gpu=gpus_for_training,
+        gpu=gpus_for_jet_training,
         mem_mb=6000,
         runtime=240,
     conda:
@@ -73,8 +75,10 @@ rule train_ucluster_jets:
             "alpha_step",
         ),
         device=config["device"],
+        processes=config["jet_clustering"]["processes"],
+    threads: config["jet_clustering"]["processes"]
     resources:
-        gpu=gpus_for_training,
+        gpu=gpus_for_jet_training,
         mem_mb=6000,
         runtime=240,
     conda:
@@ -97,8 +101,10 @@ rule train_supervised_jets:
         checkpoints="results/jets/seed{seed}/checkpoints/supervised",
         settings=jet_settings(*JET_TRAINING_KEYS, "supervised_epochs"),
         device=config["device"],
+        processes=config["jet_clustering"]["processes"],
+    threads: config["jet_clustering"]["processes"]
     resources:
-        gpu=gpus_for_training,
+        gpu=gpus_for_jet_training,
         mem_mb=6000,
         runtime=240,
     conda:

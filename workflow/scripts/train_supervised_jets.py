@@ -1,11 +1,9 @@
-from hepclust.io.jsonio import write_json
-from hepclust.ucluster.jets import TRUE_CLASSES, load_arrays, save_model, train_supervised
-from hepclust.workflow import logged_to, torch_device
+from hepclust.ucluster.launch import run_stage
+from hepclust.workflow import logged_to
 
 with logged_to(snakemake.log[0]):
-    settings, seed = snakemake.params.settings, int(snakemake.wildcards.seed)
-    device = torch_device(snakemake.params.device, snakemake.threads)
-    model, history = train_supervised(load_arrays(snakemake.input.train), settings, seed,
-                                      device, snakemake.params.checkpoints)
-    save_model(snakemake.output.model, model, settings, TRUE_CLASSES, history=history)
-    write_json(history, snakemake.output.history)
+    run_stage("jets-supervised", snakemake.params.processes, train=snakemake.input.train,
+              model=snakemake.output.model, history=snakemake.output.history,
+              checkpoints=snakemake.params.checkpoints, settings=snakemake.params.settings,
+              seed=int(snakemake.wildcards.seed), device=snakemake.params.device,
+              threads=snakemake.threads, log=snakemake.log[0])

@@ -1,18 +1,10 @@
-from hepclust.io.jsonio import write_json
-from hepclust.ucluster.jets import (
-    MASS_CLASSES,
-    load_arrays,
-    load_model,
-    save_model,
-    train_clustering,
-)
-from hepclust.workflow import logged_to, torch_device
+from hepclust.ucluster.launch import run_stage
+from hepclust.workflow import logged_to
 
 with logged_to(snakemake.log[0]):
-    settings, seed = snakemake.params.settings, int(snakemake.wildcards.seed)
-    device = torch_device(snakemake.params.device, snakemake.threads)
-    model, _ = load_model(snakemake.input.pretrained, device)
-    centroids, history = train_clustering(model, load_arrays(snakemake.input.train), settings,
-                                          seed, device, snakemake.params.checkpoints)
-    save_model(snakemake.output.model, model, settings, MASS_CLASSES, centroids, history)
-    write_json(history, snakemake.output.history)
+    run_stage("jets-ucluster", snakemake.params.processes, train=snakemake.input.train,
+              pretrained=snakemake.input.pretrained, model=snakemake.output.model,
+              history=snakemake.output.history, checkpoints=snakemake.params.checkpoints,
+              settings=snakemake.params.settings, seed=int(snakemake.wildcards.seed),
+              device=snakemake.params.device, threads=snakemake.threads,
+              log=snakemake.log[0])

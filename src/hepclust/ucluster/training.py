@@ -5,6 +5,10 @@ with a checkpoint (model, optimiser, extra parameters such as the centroids, his
 a stage started again with the same checkpoint directory resumes after the last finished
 epoch and, since the batch order of an epoch depends only on (seed, epoch), ends exactly
 where an uninterrupted run would have.
+
+Under torchrun (`distributed.process_group`) every process builds the same batches, trains
+on its shard of each and averages the gradients with the others before the step, as
+DistributedDataParallel does; only rank 0 writes checkpoints.
 """
 
 import logging
@@ -18,6 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from hepclust.io.parquet import atomic_path
+from hepclust.ucluster import distributed
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +42,17 @@ class Schedule:
         return max(self.lr * 0.5 ** (epoch // self.halving_epochs), self.lr_min)
 
 
-def batches(data: Batch, batch_size: int, seed: int, epoch: int,
-            device: torch.device) -> list[Batch]:
-    """The shuffled batches of one epoch; the order depends only on (seed, epoch)."""
+def batches(data: Batch, batch_size: int, seed: int, epoch: int, device: torch.device,
+            rank: int = 0, world: int = 1) -> list[Batch]:
+    """The shuffled batches of one epoch, the order depending only on (seed, epoch); of
+    each, the shard of process `rank` of `world`. A last batch too small to give every
+    process a row is dropped."""
     n = len(next(iter(data.values())))
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n, generator=generator)
-    return [{name: tensor[chunk].to(device) for name, tensor in data.items()}
-            for chunk in order.split(batch_size)]
+    shards = [distributed.shard(chunk, rank, world) for chunk in order.split(batch_size)
+              if len(chunk) >= world]
+    return [{name: tensor[rows].to(device) for name, tensor in data.items()} for rows in shards]
 
 
 def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
@@ -55,28 +63,37 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
     return the history, one dict per epoch. `batch_loss(batch, epoch)` gives the loss;
     `epoch` counts from 0 within this stage, the schedule from `first_schedule_epoch`."""
     checkpoints = Path(checkpoints)
+    rank, world = distributed.rank_and_world()
     model.to(device)
-    optimizer = torch.optim.Adam([*model.parameters(), *extra], lr=schedule.lr)
+    parameters = [*model.parameters(), *extra]
+    optimizer = torch.optim.Adam(parameters, lr=schedule.lr)
     history, start = _resume(checkpoints / "last.pt", model, optimizer, extra, device)
+    distributed.broadcast_from_rank0([*parameters, *model.buffers()])
     for epoch in range(start, epochs):
         lr = schedule.at(first_schedule_epoch + epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
         began, total, count = time.perf_counter(), 0.0, 0
-        for batch in tqdm(batches(data, batch_size, seed, epoch, device),
-                          desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="batch", leave=False):
+        for batch in tqdm(batches(data, batch_size, seed, epoch, device, rank, world),
+                          desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
+                          disable=rank != 0):
             optimizer.zero_grad(set_to_none=True)
             loss = batch_loss(batch, epoch)
             loss.backward()
+            distributed.average_gradients(parameters)
             optimizer.step()
             size = len(next(iter(batch.values())))
             total, count = total + loss.item() * size, count + size
+        distributed.broadcast_from_rank0(model.buffers())  # BatchNorm's running statistics
+        total, count = distributed.summed(total, count)
         history.append({"epoch": epoch, "lr": lr, "loss": total / count,
-                        "seconds": time.perf_counter() - began, "examples": count})
+                        "seconds": time.perf_counter() - began, "examples": int(count)})
         log.info("%s epoch %d/%d: loss %.4f, %.1f s", desc, epoch + 1, epochs,
                  history[-1]["loss"], history[-1]["seconds"])
-        _save(checkpoints / "last.pt", model, optimizer, extra, history)
+        if rank == 0:
+            _save(checkpoints / "last.pt", model, optimizer, extra, history)
+        distributed.barrier()
     return history
 
 
