@@ -12,7 +12,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake --cores $(CORES)
 
-.PHONY: all install run report test lint bench clean
+.PHONY: all install run report test lint bench clean test-slurm system-packages
 all: run
 
 $(VENV)/.installed: pyproject.toml
@@ -39,6 +39,19 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# System packages some tests need (as root, from Debian): a single-node SLURM for
+# tests/test_slurm.py (docs/slurm.md) and a headless Chromium that renders the report.
+# Not the slurm-wlm metapackage: it pulls in 40 packages.
+SYSTEM_PACKAGES := slurmctld slurmd slurm-client munge chromium-headless-shell
+
+system-packages:
+	dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || { apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES); }
+
+# The SLURM test alone: it starts SLURM, runs the tiny workflow through it, stops it.
+test-slurm: install system-packages
+	$(BIN)/pytest -m slurm tests/test_slurm.py
 
 bench: install
 	$(SNAKEMAKE) bench --configfile config.yaml
