@@ -15,6 +15,8 @@ from hepclust.io.hls4ml import write_hls4ml
 from hepclust.io.parquet import read_table
 from hepclust.io.schema import JETS, TRACKML_EVENT_HITS
 from hepclust.tracking.score import score_event
+from report_browser import CHROMIUM, browse_report
+from system_tools import requires
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,6 +193,34 @@ def test_report_shows_the_data_plots(run):
         assert plot in html
     for plot in ("scores.png", "rates.png", "event_tracks.png", "scaling.png"):
         assert plot in html
+
+
+REPORT_PLOTS = {
+    "Data": ("jet_mass.png", "mjj.png", "dijet_jets.png", "tracking_event.png"),
+    "UCluster jets": ("roc.png", "tsne.png", "accuracy.png"),
+    "UCluster anomaly detection": ANOMALY_PLOTS,
+    "Tracking clustering GNN": ("scores.png", "rates.png", "event_tracks.png", "scaling.png"),
+}
+SCREENSHOT = ROOT / "test-output" / "report.png"
+
+
+@pytest.mark.workflow
+@requires(CHROMIUM is not None, "needs chromium-headless-shell (make system-packages)")
+def test_report_renders_every_plot_in_chromium(run, tmp_path):
+    report = tmp_path / "report.html"
+    result = snakemake(run, "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = browse_report(report, tmp_path, "results/jets/plots/roc.png", SCREENSHOT)
+    assert set(found["categories"]) == {"Summary", *REPORT_PLOTS}
+    shown = {Path(name).name: view for name, view in found["results"].items()}
+    for category, plots in REPORT_PLOTS.items():
+        for plot in plots:
+            assert shown[plot]["path"][0] == category
+            assert shown[plot]["images"] == 1, plot
+            assert shown[plot]["width"] > 300, plot
+    assert shown["summary.html"]["frames"] == 1
+    assert SCREENSHOT.stat().st_size > 20_000
+    print(f"report screenshot: {SCREENSHOT}")
 
 
 @pytest.mark.workflow
