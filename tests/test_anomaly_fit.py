@@ -181,3 +181,23 @@ def test_the_three_parameter_function_keeps_p3_fixed():
     assert fit.errors["p3"] is None
     assert fit.ndf == len(counts) - 3
     assert (fit.parameters["p1"], fit.parameters["p2"]) == pytest.approx((10.0, 5.0), rel=0.1)
+
+
+def test_refitting_the_slope_absorbs_a_neighbour_with_another_shape():
+    # The cluster falls less steeply than its neighbour: with the neighbour's whole shape
+    # frozen, a background-only cluster looks like a signal; with p1 refitted it does not.
+    rng = np.random.default_rng(11)
+    neighbour = fit_background(rng.poisson(spectrum(200_000)), EDGES)
+    counts = rng.poisson(spectrum(30_000, shape=(8.0, 5.0, 0.1)))
+    frozen_shape = local_p_value(counts, EDGES, neighbour.shape, 2500.0, SIGNAL_WIDTH)
+    refitted = local_p_value(counts, EDGES, neighbour.shape, 2500.0, SIGNAL_WIDTH,
+                             refit=("p1",))
+    assert frozen_shape.p_value < 1e-3
+    assert refitted.p_value > 0.05
+    assert refitted.background.errors["p1"] is not None
+    assert frozen_shape.background.errors["p1"] is None
+
+
+def test_only_shape_parameters_can_be_refitted():
+    with pytest.raises(ValueError, match="p0"):
+        fit_normalisation(np.ones(len(EDGES) - 1), EDGES, SHAPE, refit=("p0",))

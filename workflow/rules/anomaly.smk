@@ -124,7 +124,9 @@ rule background_fits_anomaly:
     benchmark:
         "results/benchmarks/anomaly/fits/n{events}_{seed}_k{k}.tsv"
     params:
-        settings=anomaly_settings("mjj_low", "mjj_high", "mjj_bins", "signal_width"),
+        settings=anomaly_settings(
+            "mjj_low", "mjj_high", "mjj_bins", "signal_width", "refit_shape"
+        ),
     resources:
         mem_mb=2000,
         runtime=30,

@@ -154,24 +154,36 @@ def fit_background(counts, edges, p3: float | None = None) -> FitResult:
     return _minimise(counts, edges, start, fixed=fixed)
 
 
-def fit_normalisation(counts, edges, shape_params: Sequence[float]) -> FitResult:
-    """p0 fitted with the shape (p1, p2, p3) frozen, e.g. at another cluster's fit."""
+def frozen(refit: Sequence[str] = ()) -> tuple[str, ...]:
+    """The shape parameters that stay frozen when those named in `refit` are fitted again."""
+    unknown = set(refit) - set(SHAPE)
+    if unknown:
+        raise ValueError(f"only {', '.join(SHAPE)} can be refitted, not {sorted(unknown)}")
+    return tuple(name for name in SHAPE if name not in refit)
+
+
+def fit_normalisation(counts, edges, shape_params: Sequence[float],
+                      refit: Sequence[str] = ()) -> FitResult:
+    """p0 fitted with the shape (p1, p2, p3) frozen, e.g. at another cluster's fit, except
+    the parameters named in `refit`, which start there and float."""
     counts, edges = _histogram(counts, edges)
     _shape_total(edges, shape_params)
     if counts.sum() == 0:
-        return _no_events(BACKGROUND, len(counts), fixed=SHAPE, shape=shape_params)
+        return _no_events(BACKGROUND, len(counts), fixed=frozen(refit), shape=shape_params)
     start = {_YIELD: counts.sum(), **dict(zip(SHAPE, shape_params, strict=True))}
-    return _minimise(counts, edges, start, fixed=SHAPE)
+    return _minimise(counts, edges, start, fixed=frozen(refit))
 
 
 def fit_with_signal(counts, edges, shape_params: Sequence[float], mass: float, width: float,
-                    *, free_mass: bool = False, free_width: bool = False) -> FitResult:
+                    *, free_mass: bool = False, free_width: bool = False,
+                    refit: Sequence[str] = ()) -> FitResult:
     """The frozen-shape background (p0 free) plus a Gaussian of free non-negative yield at
     `mass` with `width` (GeV); with `free_mass` the mean floats within the histogram's range,
     with `free_width` the width between a quarter of the narrowest bin and half the range."""
     counts, edges = _histogram(counts, edges)
     shape_total = _shape_total(edges, shape_params)
-    fixed = (*SHAPE, *(() if free_mass else ("mass",)), *(() if free_width else ("width",)))
+    fixed = (*frozen(refit), *(() if free_mass else ("mass",)),
+             *(() if free_width else ("width",)))
     if not edges[0] <= mass <= edges[-1] or width <= 0:
         raise ValueError(f"the signal needs a mass inside [{edges[0]}, {edges[-1]}] and a "
                          f"positive width, got mass {mass}, width {width}")
@@ -189,20 +201,21 @@ def fit_with_signal(counts, edges, shape_params: Sequence[float], mass: float, w
     if result.valid or not (free_mass or free_width) or not _no_signal(result):
         return result
     # At zero yield the mass and width are undetermined, which alone fails the fit.
-    refit = _minimise(counts, edges, start, (*SHAPE, *SIGNAL[1:]), limits)
-    return replace(refit, message="no signal preferred, so mass and width were fixed at the "
-                                  f"given values ({result.message}); then: {refit.message}")
+    again = _minimise(counts, edges, start, (*frozen(refit), *SIGNAL[1:]), limits)
+    return replace(again, message="no signal preferred, so mass and width were fixed at the "
+                                  f"given values ({result.message}); then: {again.message}")
 
 
 def local_p_value(counts, edges, shape_params: Sequence[float], mass: float, width: float,
-                  *, free_mass: bool = False, free_width: bool = False) -> SignalTest:
+                  *, free_mass: bool = False, free_width: bool = False,
+                  refit: Sequence[str] = ()) -> SignalTest:
     """The local p-value of the background-only hypothesis at `mass`, from the likelihood
     ratio of `fit_with_signal` over `fit_normalisation` (asymptotic, one-sided:
     p = chi2_1.sf(q0) / 2, so 0.5 when no signal is preferred). With `free_mass` the
     p-value is that of the best mass, without any look-elsewhere correction."""
-    background = fit_normalisation(counts, edges, shape_params)
+    background = fit_normalisation(counts, edges, shape_params, refit)
     signal = fit_with_signal(counts, edges, shape_params, mass, width, free_mass=free_mass,
-                             free_width=free_width)
+                             free_width=free_width, refit=refit)
     q0 = background.fval - signal.fval  # NaN when a histogram has no events
     if not math.isfinite(q0):
         return SignalTest(background, signal, math.nan, math.nan, math.nan)

@@ -21,6 +21,7 @@ fits' messages, and only valid clusters are ranked.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,24 +33,29 @@ from hepclust.anomaly.fit import (
     expected_counts,
     fit_background,
     fit_normalisation,
+    frozen,
     local_p_value,
 )
 
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """The m_jj histogram (`edges`, GeV) and the signal's Gaussian width (GeV)."""
+    """The m_jj histogram (`edges`, GeV), the signal's Gaussian width (GeV), and the shape
+    parameters of the neighbour's fit that the cluster's fits refit (`refit`; the paper:
+    none, the whole shape frozen)."""
 
     edges: np.ndarray
     signal_width: float
+    refit: tuple[str, ...] = ()
 
     @classmethod
-    def from_config(cls, low: float, high: float, bins: int,
-                    signal_width: float) -> "SearchSettings":
+    def from_config(cls, low: float, high: float, bins: int, signal_width: float,
+                    refit: Sequence[str] = ()) -> "SearchSettings":
         if not 0 < low < high or bins < 1 or signal_width <= 0:
             raise ValueError(f"need 0 < low < high, bins >= 1 and a positive width, got "
                              f"low {low}, high {high}, bins {bins}, width {signal_width}")
-        return cls(np.linspace(low, high, bins + 1), float(signal_width))
+        frozen(refit)
+        return cls(np.linspace(low, high, bins + 1), float(signal_width), tuple(refit))
 
 
 def nearest_populated_cluster(centroids: np.ndarray, populated: np.ndarray) -> np.ndarray:
@@ -76,11 +82,12 @@ def cluster_histograms(mjj: np.ndarray, clusters: np.ndarray, k: int,
     return counts
 
 
-def largest_excess(counts: np.ndarray, edges: np.ndarray, shape: tuple) -> float:
+def largest_excess(counts: np.ndarray, edges: np.ndarray, shape: tuple,
+                   refit: Sequence[str] = ()) -> float:
     """The centre of the bin where the counts exceed the frozen-shape background fit most,
     in units of its Poisson error: where a signal fit starts. The histogram's middle when
     the fit fails."""
-    background = fit_normalisation(counts, edges, shape)
+    background = fit_normalisation(counts, edges, shape, refit)
     centres = (edges[1:] + edges[:-1]) / 2
     if not math.isfinite(background.parameters["p0"]):
         return float(centres[len(centres) // 2])
@@ -113,11 +120,12 @@ def shape_fits(counts: np.ndarray, edges: np.ndarray) -> list[dict]:
     return fits
 
 
-def _test(counts: np.ndarray, edges: np.ndarray, shape: list, mass: float, width: float,
+def _test(counts: np.ndarray, shape: list, mass: float, settings: SearchSettings,
           free_mass: bool) -> SignalTest | str:
     """The signal test, or why it could not run (a shape with no finite yield here)."""
     try:
-        return local_p_value(counts, edges, shape, mass, width, free_mass=free_mass)
+        return local_p_value(counts, settings.edges, shape, mass, settings.signal_width,
+                             free_mass=free_mass, refit=settings.refit)
     except ValueError as err:
         return str(err)
 
@@ -127,15 +135,14 @@ def choose_masses(counts: np.ndarray, neighbours: np.ndarray, fits: list[dict],
     """For each cluster, the signal mass preferred by a free-mass fit of its test-sample
     histogram (`counts`) on the frozen shape of its neighbour's fit; None where a fit
     failed."""
-    edges, width = settings.edges, settings.signal_width
     choices = []
     for cluster, neighbour in enumerate(neighbours):
         shape = fits[neighbour]["shape"]
         choice = {"cluster": cluster, "events": int(counts[cluster].sum()), "mass": None,
                   "valid": False, "message": f"no background shape from cluster {neighbour}"}
         if shape is not None:
-            start = largest_excess(counts[cluster], edges, shape)
-            test = _test(counts[cluster], edges, shape, start, width, free_mass=True)
+            start = largest_excess(counts[cluster], settings.edges, shape, settings.refit)
+            test = _test(counts[cluster], shape, start, settings, free_mass=True)
             if isinstance(test, str):
                 choice["message"] = test
             else:
@@ -152,7 +159,7 @@ def p_values(counts: np.ndarray, neighbours: np.ndarray, fits: list[dict],
     """The background-only test of each cluster's evaluation histogram (`counts`) at its
     given mass on the frozen shape of its neighbour's fit; a cluster without a mass is
     tested at the histogram's middle, and flagged."""
-    edges, width = settings.edges, settings.signal_width
+    edges = settings.edges
     middle = float((edges[0] + edges[-1]) / 2)
     rows = []
     for cluster, neighbour in enumerate(neighbours):
@@ -169,7 +176,7 @@ def p_values(counts: np.ndarray, neighbours: np.ndarray, fits: list[dict],
             row["message"] = f"the background fit of cluster {neighbour} failed: " \
                              f"{shape_fit['message']}"
         else:
-            test = _test(counts[cluster], edges, shape_fit["shape"], row["mass"], width,
+            test = _test(counts[cluster], shape_fit["shape"], row["mass"], settings,
                          free_mass=False)
             if isinstance(test, str):
                 row["message"] = test
