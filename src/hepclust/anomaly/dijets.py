@@ -15,11 +15,11 @@ import torch
 from hepclust.anomaly.features import FEATURES as PARTICLE_FEATURES
 from hepclust.anomaly.features import NUM_CLASSES, dijet_inputs
 from hepclust.io.parquet import atomic_path
-from hepclust.ucluster import evaluation
+from hepclust.ucluster import evaluation, phases
 from hepclust.ucluster.abcnet import ABCNet
 from hepclust.ucluster.features import Standardizer
-from hepclust.ucluster.losses import cluster_loss, focal_loss
-from hepclust.ucluster.training import Batch, Schedule, predict, train
+from hepclust.ucluster.losses import focal_loss
+from hepclust.ucluster.training import Batch
 
 SPLITS = ("train", "test", "eval")
 # What the network reads; the other arrays of a split (mjj, label, raw globals, jet) are
@@ -106,15 +106,16 @@ def load_model(path, device: torch.device) -> tuple[ABCNet, torch.Tensor]:
     return model.to(device), state["centroids"]
 
 
-def _schedule(settings: dict) -> Schedule:
-    return Schedule(settings["lr"], settings["lr_halving_epochs"], settings["lr_min"])
+def _segmentation_loss(model: ABCNet, gamma: float) -> phases.TaskLoss:
+    """The anomaly task: the per-particle focal loss of the jet-mass class, averaged over
+    the real particles."""
 
+    def task_loss(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, embedding = model(batch["features"], batch["mask"], batch["global_features"])
+        return (focal_loss(logits, batch["mass_class"], gamma=gamma, mask=batch["mask"]),
+                embedding)
 
-def _segmentation_loss(model: ABCNet, batch: Batch, gamma: float) -> tuple[torch.Tensor,
-                                                                           torch.Tensor]:
-    """(focal loss averaged over the real particles, embedding) of one batch."""
-    logits, embedding = model(batch["features"], batch["mask"], batch["global_features"])
-    return focal_loss(logits, batch["mass_class"], gamma=gamma, mask=batch["mask"]), embedding
+    return task_loss
 
 
 def pretrain(train_arrays: dict, settings: dict, seed: int, device: torch.device,
@@ -122,49 +123,26 @@ def pretrain(train_arrays: dict, settings: dict, seed: int, device: torch.device
     """ABCNet trained on the per-particle jet-mass classes with the focal loss alone."""
     torch.manual_seed(seed)
     model = new_model(settings)
-
-    def loss(batch: Batch, epoch: int) -> torch.Tensor:
-        return _segmentation_loss(model, batch, settings["gamma"])[0]
-
-    history = train(model, tensors(train_arrays), loss, settings["pretrain_epochs"],
-                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
-                    desc="pretrain")
+    history = phases.pretrain(model, tensors(train_arrays),
+                              _segmentation_loss(model, settings["gamma"]), settings, seed,
+                              device, checkpoints)
     return model, history
-
-
-def embeddings(model: ABCNet, arrays: dict, settings: dict,
-               device: torch.device) -> np.ndarray:
-    _, embedding = predict(model, tensors(arrays), 4 * settings["batch_size"], device)
-    return embedding.numpy()
 
 
 def train_clustering(model: ABCNet, train_arrays: dict, settings: dict, clusters: int,
                      seed: int, device: torch.device,
                      checkpoints) -> tuple[torch.Tensor, list[dict]]:
-    """k-means (K = `clusters`) on the pretrained embeddings initialises the centroids;
-    then the model and the centroids train on L_focal + beta * L_cluster, alpha growing
-    every epoch."""
-    start = evaluation.kmeans(embeddings(model, train_arrays, settings, device), clusters,
-                              seed).cluster_centers_
-    centroids = torch.nn.Parameter(torch.tensor(start, dtype=torch.float32, device=device))
-
-    def loss(batch: Batch, epoch: int) -> torch.Tensor:
-        focal, embedding = _segmentation_loss(model, batch, settings["gamma"])
-        alpha = settings["alpha_start"] + settings["alpha_step"] * epoch
-        return focal + settings["beta"] * cluster_loss(embedding, centroids, alpha)
-
-    history = train(model, tensors(train_arrays), loss, settings["cluster_epochs"],
-                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
-                    extra=[centroids], first_schedule_epoch=settings["pretrain_epochs"],
-                    desc=f"clustering K={clusters}")
-    return centroids.detach(), history
+    """UCluster's joint phase with K = `clusters` (`phases.train_clustering`)."""
+    return phases.train_clustering(model, tensors(train_arrays),
+                                   _segmentation_loss(model, settings["gamma"]), settings,
+                                   clusters, seed, device, checkpoints)
 
 
 def assign(model: ABCNet, centroids: torch.Tensor, arrays: dict, settings: dict,
            device: torch.device) -> dict[str, np.ndarray]:
     """The embedding and nearest-centroid cluster of every event of a split, with what the
     analysis of the clusters needs: mjj, label and the raw global features."""
-    embedding = embeddings(model, arrays, settings, device)
+    embedding = phases.embeddings(model, tensors(arrays), settings, device)
     clusters = evaluation.nearest_centroid(embedding, centroids.cpu().numpy())
     return {"embedding": embedding, "cluster": clusters.astype(np.int64),
             "mjj": arrays["mjj"], "label": arrays["label"], "global_raw": arrays["global_raw"]}

@@ -11,7 +11,7 @@ import pyarrow as pa
 import torch
 
 from hepclust.io.parquet import atomic_path
-from hepclust.ucluster import evaluation
+from hepclust.ucluster import evaluation, phases
 from hepclust.ucluster.abcnet import ABCNet
 from hepclust.ucluster.features import (
     FEATURES,
@@ -19,8 +19,8 @@ from hepclust.ucluster.features import (
     mass_bin_labels,
     particle_features,
 )
-from hepclust.ucluster.losses import cluster_loss, focal_loss
-from hepclust.ucluster.training import Batch, Schedule, predict, train
+from hepclust.ucluster.losses import focal_loss
+from hepclust.ucluster.training import Batch, predict, train
 
 MASS_CLASSES = 20
 TRUE_CLASSES = 3
@@ -88,8 +88,14 @@ def load_model(path, device: torch.device) -> tuple[ABCNet, torch.Tensor]:
     return model.to(device), state["centroids"]
 
 
-def _schedule(settings: dict) -> Schedule:
-    return Schedule(settings["lr"], settings["lr_halving_epochs"], settings["lr_min"])
+def _mass_class_loss(model: ABCNet, gamma: float) -> phases.TaskLoss:
+    """The jets task: the focal loss of the jet-mass class."""
+
+    def task_loss(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, embedding = model(batch["features"], batch["mask"])
+        return focal_loss(logits, batch["mass_class"], gamma=gamma), embedding
+
+    return task_loss
 
 
 def pretrain(train_arrays: dict, settings: dict, seed: int, device: torch.device,
@@ -97,42 +103,23 @@ def pretrain(train_arrays: dict, settings: dict, seed: int, device: torch.device
     """ABCNet trained on the jet-mass class with the focal loss alone."""
     torch.manual_seed(seed)
     model = new_model(settings, MASS_CLASSES)
-
-    def loss(batch: Batch, epoch: int) -> torch.Tensor:
-        logits, _ = model(batch["features"], batch["mask"])
-        return focal_loss(logits, batch["mass_class"], gamma=settings["gamma"])
-
-    history = train(model, tensors(train_arrays), loss, settings["pretrain_epochs"],
-                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
-                    desc="pretrain")
+    history = phases.pretrain(model, tensors(train_arrays),
+                              _mass_class_loss(model, settings["gamma"]), settings, seed,
+                              device, checkpoints)
     return model, history
 
 
 def embeddings(model: ABCNet, arrays: dict, settings: dict,
                device: torch.device) -> np.ndarray:
-    _, embedding = predict(model, tensors(arrays), 4 * settings["batch_size"], device)
-    return embedding.numpy()
+    return phases.embeddings(model, tensors(arrays), settings, device)
 
 
 def train_clustering(model: ABCNet, train_arrays: dict, settings: dict, seed: int,
                      device: torch.device, checkpoints) -> tuple[torch.Tensor, list[dict]]:
-    """k-means on the pretrained embeddings initialises the centroids; then the model and
-    the centroids train on L_focal + beta * L_cluster, alpha growing every epoch."""
-    start = evaluation.kmeans(embeddings(model, train_arrays, settings, device),
-                              settings["clusters"], seed).cluster_centers_
-    centroids = torch.nn.Parameter(torch.tensor(start, dtype=torch.float32, device=device))
-
-    def loss(batch: Batch, epoch: int) -> torch.Tensor:
-        logits, embedding = model(batch["features"], batch["mask"])
-        alpha = settings["alpha_start"] + settings["alpha_step"] * epoch
-        return (focal_loss(logits, batch["mass_class"], gamma=settings["gamma"])
-                + settings["beta"] * cluster_loss(embedding, centroids, alpha))
-
-    history = train(model, tensors(train_arrays), loss, settings["cluster_epochs"],
-                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
-                    extra=[centroids], first_schedule_epoch=settings["pretrain_epochs"],
-                    desc="clustering")
-    return centroids.detach(), history
+    """UCluster's joint phase with K = `clusters` (`phases.train_clustering`)."""
+    return phases.train_clustering(model, tensors(train_arrays),
+                                   _mass_class_loss(model, settings["gamma"]), settings,
+                                   settings["clusters"], seed, device, checkpoints)
 
 
 def train_supervised(train_arrays: dict, settings: dict, seed: int, device: torch.device,
@@ -146,8 +133,8 @@ def train_supervised(train_arrays: dict, settings: dict, seed: int, device: torc
         return focal_loss(logits, batch["label"], gamma=0.0)
 
     history = train(model, tensors(train_arrays), loss, settings["supervised_epochs"],
-                    settings["batch_size"], checkpoints, seed, device, _schedule(settings),
-                    desc="supervised")
+                    settings["batch_size"], checkpoints, seed, device,
+                    phases.schedule(settings), desc="supervised")
     return model, history
 
 
