@@ -65,6 +65,21 @@ def test_the_paper_config_runs_the_anomaly_search_at_the_paper_scale(tmp_path):
     assert "train_ucluster_anomaly" in result.stdout
 
 
+def test_the_full_density_overlay_is_valid_and_asks_for_gpus(tmp_path):
+    configs = ROOT / "workflow" / "configs"
+    full = yaml.safe_load((configs / "full.yaml").read_text())
+    assert full["tracking"]["generate"]["density"] == 1.0
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", str(configs / "paper.yaml"), str(configs / "full.yaml"),
+         "--dry-run", "results/tracking/metrics.json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "train_tracking_gnn" in result.stdout
+    assert "gpu=1" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
