@@ -14,8 +14,7 @@ import torch
 
 from hepclust.anomaly.features import FEATURES as PARTICLE_FEATURES
 from hepclust.anomaly.features import NUM_CLASSES, dijet_inputs
-from hepclust.io.parquet import atomic_path
-from hepclust.ucluster import evaluation, phases
+from hepclust.ucluster import evaluation, model_file, phases
 from hepclust.ucluster.abcnet import ABCNet
 from hepclust.ucluster.features import Standardizer
 from hepclust.ucluster.losses import focal_loss
@@ -91,19 +90,13 @@ def new_model(settings: dict) -> ABCNet:
 
 def save_model(path, model: ABCNet, settings: dict, centroids: torch.Tensor | None = None,
                history: list | None = None) -> None:
-    state = {"model": model.state_dict(), **{key: settings[key] for key in _MODEL_KEYS},
-             "centroids": centroids.detach().cpu() if centroids is not None else torch.empty(0),
-             "history": history or []}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    model_file.save(path, model, {key: settings[key] for key in _MODEL_KEYS}, centroids,
+                    history)
 
 
 def load_model(path, device: torch.device) -> tuple[ABCNet, torch.Tensor]:
     """(model, centroids) from `save_model`'s file; centroids are empty if none."""
-    state = torch.load(path, map_location=device, weights_only=True)
-    model = new_model({key: state[key] for key in _MODEL_KEYS})
-    model.load_state_dict(state["model"])
-    return model.to(device), state["centroids"]
+    return model_file.load(path, device, new_model)
 
 
 def _segmentation_loss(model: ABCNet, gamma: float) -> phases.TaskLoss:

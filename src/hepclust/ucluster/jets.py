@@ -11,7 +11,7 @@ import pyarrow as pa
 import torch
 
 from hepclust.io.parquet import atomic_path
-from hepclust.ucluster import evaluation, phases
+from hepclust.ucluster import evaluation, model_file, phases
 from hepclust.ucluster.abcnet import ABCNet
 from hepclust.ucluster.features import (
     FEATURES,
@@ -70,22 +70,15 @@ def new_model(settings: dict, num_classes: int) -> ABCNet:
 
 def save_model(path, model: ABCNet, settings: dict, num_classes: int,
                centroids: torch.Tensor | None = None, history: list | None = None) -> None:
-    state = {"model": model.state_dict(), "num_classes": num_classes,
-             "neighbours": settings["neighbours"], "embedding_size": settings["embedding_size"],
-             "pooling": settings["pooling"],
-             "centroids": centroids.detach().cpu() if centroids is not None else torch.empty(0),
-             "history": history or []}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    hyperparameters = {"num_classes": num_classes,
+                       **{key: settings[key] for key in ("neighbours", "embedding_size",
+                                                         "pooling")}}
+    model_file.save(path, model, hyperparameters, centroids, history)
 
 
 def load_model(path, device: torch.device) -> tuple[ABCNet, torch.Tensor]:
     """(model, centroids) from `save_model`'s file; centroids are empty if none."""
-    state = torch.load(path, map_location=device, weights_only=True)
-    model = new_model({key: state[key] for key in ("neighbours", "embedding_size", "pooling")},
-                      state["num_classes"])
-    model.load_state_dict(state["model"])
-    return model.to(device), state["centroids"]
+    return model_file.load(path, device, lambda state: new_model(state, state["num_classes"]))
 
 
 def _mass_class_loss(model: ABCNet, gamma: float) -> phases.TaskLoss:

@@ -1,0 +1,29 @@
+"""A trained UCluster network on disk: its weights, the hyperparameters that rebuild it,
+the centroids of its clustering phase (empty before that phase) and its training history.
+The jets and the anomaly tasks differ only in the hyperparameters and the builder."""
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from hepclust.io.parquet import atomic_path
+
+
+def save(path, model: nn.Module, hyperparameters: dict,
+         centroids: torch.Tensor | None = None, history: list | None = None) -> None:
+    state = {"model": model.state_dict(), **hyperparameters,
+             "centroids": centroids.detach().cpu() if centroids is not None else torch.empty(0),
+             "history": history or []}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load(path, device: torch.device,
+         build: Callable[[dict], nn.Module]) -> tuple[nn.Module, torch.Tensor]:
+    """(model, centroids) from `save`'s file; `build` makes the network from the saved
+    hyperparameters."""
+    state = torch.load(path, map_location=device, weights_only=True)
+    model = build(state)
+    model.load_state_dict(state["model"])
+    return model.to(device), state["centroids"]
