@@ -157,9 +157,7 @@ def train_embedding(events: Sequence[TrackingEvent],
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.schedule.lr)
     history = []
     for epoch in range(settings.epochs):
-        lr = settings.schedule.at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = settings.schedule.apply(optimizer, epoch)
         rng = np.random.default_rng([seed, epoch])
         began, total, counts = time.perf_counter(), 0.0, np.zeros(3, dtype=np.int64)
         order = rng.permutation(len(events))

@@ -109,9 +109,7 @@ def train_refinement(events: Sequence[TrackingEvent], candidates: Sequence[torch
         data.append((edge_inputs(event, edge_index), same, balanced_weights(same)))
     history = []
     for epoch in range(settings.epochs):
-        lr = settings.schedule.at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = settings.schedule.apply(optimizer, epoch)
         rng = np.random.default_rng([seed, epoch])
         began, total, edges, true_edges = time.perf_counter(), 0.0, 0, 0
         model.train()

@@ -41,6 +41,13 @@ class Schedule:
     def at(self, epoch: int) -> float:
         return max(self.lr * 0.5 ** (epoch // self.halving_epochs), self.lr_min)
 
+    def apply(self, optimizer: torch.optim.Optimizer, epoch: int) -> float:
+        """Set the learning rate of `epoch` on every group of `optimizer`; return it."""
+        lr = self.at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
 
 def batches(data: Batch, batch_size: int, seed: int, epoch: int, device: torch.device,
             rank: int = 0, world: int = 1) -> list[Batch]:
@@ -70,9 +77,7 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
     history, start = _resume(checkpoints / "last.pt", model, optimizer, extra, device)
     distributed.broadcast_from_rank0([*parameters, *model.buffers()])
     for epoch in range(start, epochs):
-        lr = schedule.at(first_schedule_epoch + epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = schedule.apply(optimizer, first_schedule_epoch + epoch)
         model.train()
         began, total, count = time.perf_counter(), 0.0, 0
         for batch in tqdm(batches(data, batch_size, seed, epoch, device, rank, world),
