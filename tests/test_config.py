@@ -21,6 +21,15 @@ def dry_run(tmp_path, config):
     )
 
 
+def dry_run_targets(tmp_path, configfiles, *targets):
+    """A dry run of `targets` with the jobs listed (not --quiet): their resources show."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
+         "--configfile", *map(str, configfiles), "--dry-run", *targets],
+        capture_output=True, text=True, check=False,
+    )
+
+
 def tiny():
     return yaml.safe_load(TINY.read_text())
 
@@ -35,11 +44,7 @@ def test_the_paper_config_is_valid_and_asks_for_gpus(tmp_path):
     assert paper["jet_clustering"]["batch_size"] == 1024
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(paper))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(path), "--dry-run", "results/jets/metrics.json"],
-        capture_output=True, text=True, check=False,
-    )
+    result = dry_run_targets(tmp_path, [path], "results/jets/metrics.json")
     assert result.returncode == 0, result.stderr
     assert "gpu=1" in result.stdout
 
@@ -55,11 +60,7 @@ def test_the_paper_config_runs_the_anomaly_search_at_the_paper_scale(tmp_path):
     assert generated >= 750_000
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(paper))
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(path), "--dry-run", "results/anomaly/metrics.json"],
-        capture_output=True, text=True, check=False,
-    )
+    result = dry_run_targets(tmp_path, [path], "results/anomaly/metrics.json")
     assert result.returncode == 0, result.stderr
     assert "gpu=1" in result.stdout
     assert "train_ucluster_anomaly" in result.stdout
@@ -69,12 +70,8 @@ def test_the_full_density_overlay_is_valid_and_asks_for_gpus(tmp_path):
     configs = ROOT / "workflow" / "configs"
     full = yaml.safe_load((configs / "full.yaml").read_text())
     assert full["tracking"]["generate"]["density"] == 1.0
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path),
-         "--configfile", str(configs / "paper.yaml"), str(configs / "full.yaml"),
-         "--dry-run", "results/tracking/metrics.json"],
-        capture_output=True, text=True, check=False,
-    )
+    result = dry_run_targets(tmp_path, [configs / "paper.yaml", configs / "full.yaml"],
+                             "results/tracking/metrics.json")
     assert result.returncode == 0, result.stderr
     assert "train_tracking_gnn" in result.stdout
     assert "gpu=1" in result.stdout
