@@ -1,11 +1,13 @@
 import gzip
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from hepclust.errors import InputError
 from hepclust.io.schema import TRACKML_HITS, TRACKML_PARTICLES
 from hepclust.io.trackml import event_prefix, read_trackml_event, write_trackml_csv
+from hepclust.io.trackml_cells import CELL_FEATURES
 
 # Rows in the style of the real files; the truth file lists the hits in another order.
 HITS = """hit_id,x,y,z,volume_id,layer_id,module_id
@@ -39,7 +41,9 @@ def _event(directory, hits=HITS, truth=TRUTH, particles=PARTICLES, gz=False):
 def test_values_are_exact(tmp_path):
     hits, particles = read_trackml_event(_event(tmp_path))
 
-    assert hits.schema.equals(TRACKML_HITS)
+    # Without a cells file, the cell features are there, as zeros.
+    assert hits.schema.equals(pa.schema([*TRACKML_HITS, *CELL_FEATURES]))
+    assert hits["cell_count"].to_pylist() == [0] * hits.num_rows
     assert particles.schema.equals(TRACKML_PARTICLES)
     assert hits["hit_id"].to_pylist() == [1, 2, 3]
     assert hits["x"].to_numpy().tolist() == np.float32([-64.4099, -55.3361, -83.8305]).tolist()

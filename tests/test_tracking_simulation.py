@@ -4,6 +4,7 @@ import dataclasses
 import filecmp
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
@@ -11,7 +12,7 @@ from hepclust.generate import digitize
 from hepclust.generate.fatras import GenericDetector, pack_barcode
 from hepclust.generate.particle_gun import GunSettings, sample_power_law, shoot
 from hepclust.generate.tracking_events import EventSettings, simulate_event, simulate_events
-from hepclust.io.formats import convert, particles_path
+from hepclust.io.formats import cells_path, convert, particles_path
 from hepclust.io.parquet import read_table
 from hepclust.io.schema import TRACKML_HITS, TRACKML_PARTICLES
 from hepclust.io.trackml import (
@@ -20,12 +21,13 @@ from hepclust.io.trackml import (
     read_trackml_events,
     write_trackml_csv,
 )
+from hepclust.io.trackml_cells import CELL_FEATURES, TRACKML_CELLS, VOLUMES
 
 # TrackML's barrel layer radii (mm) by (volume, layer).
 BARREL_RADII = {(8, 2): 32, (8, 4): 72, (8, 6): 116, (8, 8): 172,
                 (13, 2): 260, (13, 4): 360, (13, 6): 500, (13, 8): 660,
                 (17, 2): 820, (17, 4): 1020}
-SMALL = EventSettings(gun=GunSettings(particles=300, vertices=6))
+SMALL = EventSettings(source="gun", density=0.03)  # 300 particles from 6 vertices
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,7 @@ def test_the_geometry_has_trackmls_volumes_and_layers(detector):
 
 
 def test_barrel_hits_lie_on_the_layer_radii(event):
-    hits, _ = event
+    hits = event.hits
     volume, layer = hits["volume_id"].to_numpy(), hits["layer_id"].to_numpy()
     radius = np.hypot(hits["tx"].to_numpy(), hits["ty"].to_numpy())
     for (v, la), nominal in BARREL_RADII.items():
@@ -91,20 +93,24 @@ def test_track_curvature_matches_the_field(detector, charge):
     assert np.sign(side) == -charge
 
 
-def test_smearing_has_the_pitch_resolution_in_the_module_frame(detector, event):
+def test_measured_hits_lie_within_a_pitch_of_the_truth_on_the_mid_plane(event, detector):
+    hits = event.hits
     modules = detector.modules
-    rng = np.random.default_rng(5)
-    rows = rng.integers(0, len(modules.geometry_id), 20000)
-    local = np.zeros((len(rows), 3))
-    truth = digitize.to_global(modules, rows, local)
-    residual = digitize.to_local(modules, rows, digitize.smear(modules, rows, truth, rng))
-    assert np.abs(residual[:, 2]).max() < 1e-6
-    for part, volumes in digitize.VOLUMES.items():
-        chosen = np.isin(modules.volume_id[rows], volumes)
-        expected = np.asarray(digitize.PITCH_MM[part]) / np.sqrt(12)
-        # Long strips are clipped at the module's ends, which narrows their spread.
-        assert residual[chosen, 0].std() == pytest.approx(expected[0], rel=0.05), part
-        assert residual[chosen, 1].std() == pytest.approx(expected[1], rel=0.1), part
+    geometry = {(int(v), int(la), int(m)): row for row, (v, la, m) in enumerate(zip(
+        modules.volume_id, modules.layer_id, modules.module_id, strict=True))}
+    signal = hits.filter(pc.not_equal(hits["particle_id"], 0))
+    rows = np.array([geometry[key] for key in zip(*(signal[c].to_pylist() for c in (
+        "volume_id", "layer_id", "module_id")), strict=True)])
+    measured = np.stack([signal[c].to_numpy() for c in "xyz"], axis=1).astype(np.float64)
+    truth = np.stack([signal[c].to_numpy() for c in ("tx", "ty", "tz")], axis=1)
+    residual = digitize.to_local(modules, rows, measured) - digitize.to_local(modules, rows,
+                                                                              truth)
+    assert np.abs(digitize.to_local(modules, rows, measured)[:, 2]).max() < 1e-2
+    pixel = np.isin(signal["volume_id"].to_numpy(), (7, 8, 9))
+    # The cluster centre follows the track's mid-plane crossing: pixel residuals are a
+    # fraction of the 50 um pitch, well inside the cluster.
+    assert np.median(np.abs(residual[pixel, :2])) < 0.025
+    assert np.quantile(np.abs(residual[pixel, 0]), 0.95) < 0.1
 
 
 def test_noise_hits_lie_inside_their_modules(detector):
@@ -117,20 +123,24 @@ def test_noise_hits_lie_inside_their_modules(detector):
 
 
 def test_event_tables_follow_trackml(event):
-    hits, particles = event
-    assert hits.schema == TRACKML_HITS
+    hits, particles = event.hits, event.particles
+    assert hits.schema == pa.schema([*TRACKML_HITS, *CELL_FEATURES])
     assert particles.schema == TRACKML_PARTICLES
     assert hits["hit_id"].to_pylist() == list(range(1, hits.num_rows + 1))
     order = np.lexsort([hits[c].to_numpy() for c in ("module_id", "layer_id", "volume_id")])
     assert np.array_equal(order, np.arange(hits.num_rows))
     noise = hits["particle_id"].to_numpy() == 0
-    assert noise.mean() == pytest.approx(SMALL.noise_fraction, abs=0.01)
+    volume = hits["volume_id"].to_numpy()
+    for part, fraction in SMALL.noise_fraction:
+        in_part = np.isin(volume, VOLUMES[part])
+        assert noise[in_part].mean() == pytest.approx(fraction, abs=0.02), part
+    assert (hits["cell_count"].to_numpy() > 0).all()
     ids, counts = np.unique(hits["particle_id"].to_numpy()[~noise], return_counts=True)
     nhits = dict(zip(particles["particle_id"].to_pylist(), particles["nhits"].to_pylist(),
                      strict=True))
     assert all(nhits[i] == c for i, c in zip(ids.tolist(), counts.tolist(), strict=True))
     assert pc.min(particles["particle_id"]).as_py() > 0
-    assert particles.num_rows >= SMALL.gun.particles  # secondaries come on top
+    assert particles.num_rows >= 300  # secondaries come on top
     assert pc.sum(hits["weight"]).as_py() == pytest.approx(1.0, rel=1e-5)
     assert hits.filter(pc.equal(hits["particle_id"], 0))["weight"].to_numpy().max() == 0
 
@@ -138,9 +148,10 @@ def test_event_tables_follow_trackml(event):
 def test_events_depend_only_on_seed_and_number(detector, event):
     again = simulate_event(detector, SMALL, seed=11, event_id=1)
     other = simulate_event(detector, SMALL, seed=11, event_id=2)
-    assert again[0].equals(event[0])
-    assert again[1].equals(event[1])
-    assert not other[0]["x"].equals(event[0]["x"])
+    assert again.hits.equals(event.hits)
+    assert again.particles.equals(event.particles)
+    assert again.cells.equals(event.cells)
+    assert not other.hits["x"].equals(event.hits["x"])
 
 
 def test_gun_spectrum_and_species():
@@ -154,7 +165,7 @@ def test_gun_spectrum_and_species():
     leptons = np.isin(np.abs(gun["pdg"]), (11, 13)).mean()
     assert leptons == pytest.approx(settings.lepton_fraction, abs=0.005)
     assert set(np.unique(gun["q"])) == {-1, 1}
-    assert np.std(gun["vz"]) == pytest.approx(55.0, rel=0.3)
+    assert np.std(gun["vz"]) == pytest.approx(settings.sigma_z_mm, rel=0.3)
     assert np.abs(gun["vx"]).max() < 0.1
 
 
@@ -175,19 +186,21 @@ def test_barcodes_pack_into_distinct_ids():
 
 
 def test_csv_parquet_csv_round_trip_is_lossless(event, tmp_path):
-    hits, particles = event
-    first = write_trackml_csv(hits, particles, tmp_path / "a", 1)
+    hits, particles = event.hits, event.particles
+    first = write_trackml_csv(hits, particles, tmp_path / "a", 1, event.cells)
     assert convert(f"{first}-hits.csv", tmp_path / "event.parquet") == hits.num_rows
     again_hits = read_table(tmp_path / "event.parquet", TRACKML_HITS)
     again_particles = read_table(particles_path(tmp_path / "event.parquet"), TRACKML_PARTICLES)
+    again_cells = read_table(cells_path(tmp_path / "event.parquet"), TRACKML_CELLS)
     assert again_hits.equals(hits)
-    second = write_trackml_csv(again_hits, again_particles, tmp_path / "b", 1)
-    for part in ("hits", "truth", "particles"):
+    assert again_cells.equals(event.cells)
+    second = write_trackml_csv(again_hits, again_particles, tmp_path / "b", 1, again_cells)
+    for part in ("hits", "truth", "particles", "cells"):
         assert filecmp.cmp(f"{first}-{part}.csv", f"{second}-{part}.csv", shallow=False)
 
 
 def test_simulated_events_read_back_with_their_numbers(tmp_path):
-    settings = dataclasses.replace(SMALL, gun=GunSettings(particles=50, vertices=2))
+    settings = dataclasses.replace(SMALL, density=0.005)
     stats = simulate_events(range(4, 6), 3, settings, tmp_path)
     assert stats.events == 2
     prefixes = find_events(tmp_path)

@@ -58,12 +58,14 @@ def test_default_target_simulates_the_tracking_events(run):
     assert sorted(set(hits.column("event_id").to_pylist())) == [1, 2]
     assert sorted(p.name for p in (data / "tracking" / "csv" / "000").glob("event*")) == [
         f"event00000000{i}-{part}.csv" for i in (1, 2)
-        for part in ("hits", "particles", "truth")]
+        for part in ("cells", "hits", "particles", "truth")]
     summary = json.loads((data / "tracking" / "summary.json").read_text())
-    assert 8000 < summary["hits_per_event"] < 20000
-    assert summary["noise_fraction"] == pytest.approx(0.1, abs=0.01)
+    assert 8000 < summary["hits_per_event"] < 25000
+    assert summary["noise_fraction"] == pytest.approx(0.15, abs=0.02)
+    assert summary["frac_pixel_hits_with_cells"] == 1.0
     assert summary["mean_weight_sum_per_event"] == pytest.approx(1.0, rel=1e-4)
     assert (data / "plots" / "tracking_event.png").stat().st_size > 10_000
+    assert (data / "plots" / "tracking_validation.png").stat().st_size > 10_000
 
 
 @pytest.mark.workflow
@@ -186,7 +188,8 @@ def test_report_shows_the_data_plots(run):
     result = snakemake(run, "--report", str(report))
     assert result.returncode == 0, result.stderr[-3000:]
     html = report.read_text()
-    for plot in ("jet_mass.png", "mjj.png", "dijet_jets.png", "tracking_event.png", "roc.png",
+    for plot in ("jet_mass.png", "mjj.png", "dijet_jets.png", "tracking_event.png",
+                 "tracking_validation.png", "roc.png",
                  "tsne.png", "accuracy.png"):
         assert plot in html
     for plot in ANOMALY_PLOTS:
@@ -196,7 +199,8 @@ def test_report_shows_the_data_plots(run):
 
 
 REPORT_PLOTS = {
-    "Data": ("jet_mass.png", "mjj.png", "dijet_jets.png", "tracking_event.png"),
+    "Data": ("jet_mass.png", "mjj.png", "dijet_jets.png", "tracking_event.png",
+             "tracking_validation.png"),
     "UCluster jets": ("roc.png", "tsne.png", "accuracy.png"),
     "UCluster anomaly detection": ANOMALY_PLOTS,
     "Tracking clustering GNN": ("scores.png", "rates.png", "event_tracks.png", "scaling.png"),

@@ -11,7 +11,6 @@ def _check_ranges():
     pairs = (
         ("jets", "pthat_min", "pthat_max"),
         ("jets", "pt_min", "pt_max"),
-        ("tracking", "pt_min", "pt_max"),
     )
     for task, low, high in pairs:
         gen = config[task]["generate"]
@@ -23,6 +22,22 @@ def _check_ranges():
 
 
 _check_ranges()
+
+
+def _check_tracking_generation():
+    """What the schema cannot say about tracking.generate."""
+    gen = config["tracking"]["generate"]
+    if gen["source"] == "gun" and gen["pt_min"] >= gen["gun"]["pt_max"]:
+        raise ValueError(
+            f"config: tracking.generate.pt_min ({gen['pt_min']}) must be below "
+            f"tracking.generate.gun.pt_max ({gen['gun']['pt_max']})"
+        )
+    if gen["source"] == "pythia" and gen["pileup"] == 0 and gen["hard_process"] == "none":
+        raise ValueError("config: tracking.generate has no interaction "
+                         "(pileup 0 and hard_process none)")
+
+
+_check_tracking_generation()
 
 # Rule scripts import hepclust from this checkout whatever environment runs them
 # (the project venv, a conda env made by --sdm conda, a SLURM job).
@@ -225,6 +240,7 @@ def all_targets():
         "results/data/tracking/hits.parquet",
         "results/data/tracking/summary.json",
         "results/data/plots/tracking_event.png",
+        "results/data/plots/tracking_validation.png",
         "results/jets/metrics.json",
         "results/jets/plots/roc.png",
         "results/anomaly/metrics.json",

@@ -68,9 +68,15 @@ rule plot_tracking:
         hits="results/data/tracking/hits.parquet",
         particles="results/data/tracking/particles.parquet",
     output:
-        report(
+        event=report(
             "results/data/plots/tracking_event.png",
             caption="../report/tracking_event.rst",
+            category="Data",
+            subcategory="Tracking events",
+        ),
+        validation=report(
+            "results/data/plots/tracking_validation.png",
+            caption="../report/tracking_validation.rst",
             category="Data",
             subcategory="Tracking events",
         ),

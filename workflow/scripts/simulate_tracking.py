@@ -12,5 +12,6 @@ with logged_to(snakemake.log[0]):
         stats = simulate_events(range(first, stop), snakemake.params.seed, settings, directory)
     write_json({**stats.as_dict(), "process": "tracking", "shard": int(snakemake.wildcards.shard),
                 "first_event": first, "seed": snakemake.params.seed,
-                "particles_per_event": settings.gun.particles, "pyacts": version("pyacts")},
+                "source": settings.source, "density": settings.density,
+                "pyacts": version("pyacts"), "pythia8mc": version("pythia8mc")},
                snakemake.output.stats)

@@ -147,7 +147,7 @@ def _write_gun_csv(gun: dict[str, np.ndarray], path: Path) -> None:
     n = len(gun["pdg"])
     zeros = np.zeros(n, dtype=np.int64)
     columns = {
-        "particle_id_pv": gun["vertex"], "particle_id_sv": zeros,
+        "particle_id_pv": gun["vertex"], "particle_id_sv": gun.get("secondary", zeros),
         "particle_id_part": np.arange(1, n + 1), "particle_id_gen": zeros,
         "particle_id_subpart": zeros, "particle_type": gun["pdg"], "process": zeros,
         "vx": gun["vx"], "vy": gun["vy"], "vz": gun["vz"], "vt": np.zeros(n),

@@ -3,7 +3,8 @@
 `convert` streams the readers' chunks into the output, so a large input is never held
 whole; the output appears only once complete (an earlier file of that name survives a
 failure). A TrackML event gives two files: hits to the output path, particles beside it
-as ``<output stem>-particles.parquet``.
+as ``<output stem>-particles.parquet``, and a third, ``<output stem>-cells.parquet``,
+where the event has cells.
 """
 
 from pathlib import Path
@@ -15,7 +16,8 @@ from hepclust.io.hls4ml import iter_hls4ml
 from hepclust.io.lhco import iter_lhco
 from hepclust.io.parquet import atomic_path, write_chunks, write_table
 from hepclust.io.schema import DIJETS, JETS, PARTICLES, TRACKML_HITS, TRACKML_PARTICLES
-from hepclust.io.trackml import EVENT_FILE, read_trackml_event
+from hepclust.io.trackml import EVENT_FILE, read_trackml_cells, read_trackml_event
+from hepclust.io.trackml_cells import TRACKML_CELLS
 
 FORMATS = ("hls4ml", "lhco", "trackml", "delphes")
 # Chunked reader (taking the path and a maximum number of events) and output schema.
@@ -53,6 +55,12 @@ def particles_path(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}-particles{output.suffix}")
 
 
+def cells_path(output: str | Path) -> Path:
+    """Where the cells of a TrackML event go, beside its hits at `output`."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}-cells{output.suffix}")
+
+
 def convert(source: str | Path, output: str | Path, format: str | None = None,
             max_events: int | None = None) -> int:
     """Convert `source` to Parquet at `output`; returns the number of rows written.
@@ -66,9 +74,12 @@ def convert(source: str | Path, output: str | Path, format: str | None = None,
         raise InputError(source, f"max_events must be at least 1, not {max_events}")
     if format == "trackml":
         hits, particles = read_trackml_event(source)
+        cells = read_trackml_cells(source)
         with atomic_path(output) as hits_tmp, atomic_path(particles_path(output)) as parts_tmp:
             write_table(hits, hits_tmp, TRACKML_HITS, source)
             write_table(particles, parts_tmp, TRACKML_PARTICLES, source)
+            if cells is not None:
+                write_table(cells, cells_path(output), TRACKML_CELLS, source)
         return hits.num_rows
     if format not in CHUNKED_READERS:
         raise InputError(source, f"unknown format {format!r}; known: {', '.join(FORMATS)}")

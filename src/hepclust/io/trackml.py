@@ -1,8 +1,10 @@
 """TrackML events (Kaggle accuracy phase and Codalab throughput phase): CSV files.
 
-One event is ``event<9 digits>-hits.csv``, ``-truth.csv`` and ``-particles.csv`` (and
-``-cells.csv``, unused), plain or gzipped. Hits are joined with their truth on
-``hit_id`` (`TRACKML_HITS`); particles go to `TRACKML_PARTICLES`. The Kaggle files lack
+One event is ``event<9 digits>-hits.csv``, ``-truth.csv``, ``-particles.csv`` and, where
+the event has them, ``-cells.csv``, plain or gzipped. Hits are joined with their truth on
+``hit_id`` (`TRACKML_HITS`) and with the cluster-shape features of their cells
+(`trackml_cells.CELL_FEATURES`, zeros without a cells file); particles go to
+`TRACKML_PARTICLES`. The Kaggle files lack
 ``particle_type``, which is then 0. Values are kept exactly: floats are parsed straight
 to float32 and written back with the shortest text that reads back to the same float32,
 so CSV -> Parquet -> CSV is lossless.
@@ -18,10 +20,12 @@ import pyarrow.csv as csv
 from hepclust.errors import InputError
 from hepclust.io.parquet import atomic_path, conform
 from hepclust.io.schema import TRACKML_HITS, TRACKML_PARTICLES
+from hepclust.io.trackml_cells import TRACKML_CELLS, cell_features, no_cell_features
 
 HIT_COLUMNS = ("hit_id", "x", "y", "z", "volume_id", "layer_id", "module_id")
 TRUTH_COLUMNS = ("hit_id", "particle_id", "tx", "ty", "tz", "tpx", "tpy", "tpz", "weight")
 PARTICLE_COLUMNS = tuple(TRACKML_PARTICLES.names)
+CELL_COLUMNS = tuple(TRACKML_CELLS.names)
 EVENT_FILE = re.compile(r"(?P<prefix>event\d+)(-(hits|truth|particles|cells)\.csv(\.gz)?)?")
 
 
@@ -33,7 +37,8 @@ def event_prefix(path: str | Path) -> Path:
 
 
 def read_trackml_event(path: str | Path) -> tuple[pa.Table, pa.Table]:
-    """(hits joined with truth, particles) of the event that `path` names."""
+    """(hits joined with truth and their cells' features, particles) of the event that
+    `path` names."""
     prefix = event_prefix(path)
     hits_path, truth_path, particles_path = (_event_file(prefix, part)
                                              for part in ("hits", "truth", "particles"))
@@ -42,7 +47,26 @@ def read_trackml_event(path: str | Path) -> tuple[pa.Table, pa.Table]:
     particles = _read_csv(particles_path, PARTICLE_COLUMNS, TRACKML_PARTICLES,
                           optional={"particle_type": 0})
     _check_unique(particles["particle_id"], "particle_id", particles_path)
-    return _join_truth(hits, truth, hits_path, truth_path), particles
+    hits = _join_truth(hits, truth, hits_path, truth_path)
+    cells = read_trackml_cells(prefix)
+    if cells is None:
+        features = no_cell_features(hits.num_rows)
+    else:
+        features = cell_features(hits["hit_id"].to_numpy(), hits["volume_id"].to_numpy(),
+                                 cells, _event_file(prefix, "cells"))
+    for name in features.column_names:
+        hits = hits.append_column(name, features[name])
+    return hits, particles
+
+
+def read_trackml_cells(path: str | Path) -> pa.Table | None:
+    """The cells of the event that `path` names (`TRACKML_CELLS`), None without a file."""
+    prefix = event_prefix(path)
+    try:
+        cells_path = _event_file(prefix, "cells")
+    except InputError:
+        return None
+    return _read_csv(cells_path, CELL_COLUMNS, TRACKML_CELLS)
 
 
 def _event_file(prefix: Path, part: str) -> Path:
@@ -98,16 +122,20 @@ def _join_truth(hits: pa.Table, truth: pa.Table, hits_path: Path, truth_path: Pa
 
 
 def write_trackml_csv(hits: pa.Table, particles: pa.Table, directory: str | Path,
-                      event_id: int) -> Path:
-    """Write the three CSV files of one event in TrackML's column order; returns the prefix.
+                      event_id: int, cells: pa.Table | None = None) -> Path:
+    """Write the CSV files of one event in TrackML's column order (the cells file only
+    with `cells`); returns the prefix.
 
     Each file is written atomically; floats as the shortest text giving the same float32.
     """
     prefix = Path(directory) / f"event{event_id:09d}"
-    hits = conform(hits, TRACKML_HITS, "hits table")
-    particles = conform(particles, TRACKML_PARTICLES, "particles table")
-    for part, table, columns in (("hits", hits, HIT_COLUMNS), ("truth", hits, TRUTH_COLUMNS),
-                                 ("particles", particles, PARTICLE_COLUMNS)):
+    parts = [("hits", conform(hits, TRACKML_HITS, "hits table"), HIT_COLUMNS),
+             ("truth", conform(hits, TRACKML_HITS, "hits table"), TRUTH_COLUMNS),
+             ("particles", conform(particles, TRACKML_PARTICLES, "particles table"),
+              PARTICLE_COLUMNS)]
+    if cells is not None:
+        parts.append(("cells", conform(cells, TRACKML_CELLS, "cells table"), CELL_COLUMNS))
+    for part, table, columns in parts:
         with atomic_path(f"{prefix}-{part}.csv") as tmp:
             write_plain_csv(table.select(list(columns)), tmp)
     return prefix

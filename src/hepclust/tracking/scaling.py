@@ -7,7 +7,6 @@ Memory is the peak above the starting point: on a GPU torch's peak allocation, o
 CPU the process's resident set, sampled every few milliseconds by a thread (so a spike
 shorter than that may be missed)."""
 
-import dataclasses
 import os
 import threading
 import time
@@ -18,12 +17,7 @@ import torch
 from tqdm import tqdm
 
 from hepclust.generate.fatras import GenericDetector
-from hepclust.generate.tracking_events import (
-    FULL_EVENT_PARTICLES,
-    FULL_EVENT_VERTICES,
-    EventSettings,
-    simulate_event,
-)
+from hepclust.generate.tracking_events import EventSettings, simulate_event
 from hepclust.tracking.hit_features import TrackingEvent
 from hepclust.tracking.pipeline import (
     STAGES,
@@ -77,13 +71,6 @@ class PeakMemory:
         self.peak = max(self._highest, resident_bytes()) - self._start
 
 
-def at_density(settings: EventSettings, density: float) -> EventSettings:
-    gun = dataclasses.replace(settings.gun,
-                              particles=max(1, round(FULL_EVENT_PARTICLES * density)),
-                              vertices=max(1, round(FULL_EVENT_VERTICES * density)))
-    return dataclasses.replace(settings, gun=gun)
-
-
 def fit_exponent(hits: list[float], seconds: list[float]) -> float | None:
     """b of the least-squares line log(seconds) = a + b log(hits); None for < 2 sizes."""
     if len(set(hits)) < 2:
@@ -100,8 +87,8 @@ def scaling_benchmark(models: Models, settings: EventSettings, densities: list[f
     rows = []
     for index, density in enumerate(tqdm(densities, desc="densities", unit="density")):
         for event_number in range(events):
-            hits, _ = simulate_event(detector, at_density(settings, density), seed,
-                                     10_000_000 + 1000 * index + event_number)
+            hits = simulate_event(detector, settings.at_density(density), seed,
+                                  10_000_000 + 1000 * index + event_number).hits
             event = TrackingEvent.from_hits(hits, f"simulated event at density {density}")
             with PeakMemory(device) as memory:
                 began, cpu = time.perf_counter(), time.process_time()
