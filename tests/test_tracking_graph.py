@@ -79,12 +79,17 @@ def test_same_particle_labels_edges():
 
 def test_hit_features_are_of_order_one():
     x, y, z = np.array([30.0, -800.0]), np.array([0.0, 600.0]), np.array([0.0, -2900.0])
-    features = hit_features(x, y, z, np.array([8, 17]), np.array([2, 14]))
+    cells = np.array([[3, 1.2, 0.5, 0.0], [0, 0, 0, 0]])
+    features = hit_features(x, y, z, np.array([8, 17]), np.array([2, 14]), cells)
     assert features.dtype == torch.float32
     assert features.shape == (2, len(HIT_FEATURES))
-    np.testing.assert_allclose(features[0], [0.03, 0, 0, 0.03, 0, 0, 0.8, 0.2], atol=1e-7)
-    expected = [-0.8, 0.6, -2.9, 1.0, np.arctan2(600, -800) / np.pi, np.arcsinh(-2.9), 1.7, 1.4]
+    np.testing.assert_allclose(features[0], [0.03, 0, 0, 0.03, 0, 0, 0.8, 0.2, np.log(4),
+                                             np.log(2.2), 0.5, 0.0], atol=1e-7)
+    expected = [-0.8, 0.6, -2.9, 1.0, np.arctan2(600, -800) / np.pi, np.arcsinh(-2.9), 1.7, 1.4,
+                0, 0, 0, 0]
     np.testing.assert_allclose(features[1], expected, rtol=1e-6)
+    without_cells = hit_features(x, y, z, np.array([8, 17]), np.array([2, 14]))
+    np.testing.assert_array_equal(without_cells[1], features[1])
 
 
 def test_tracking_event_from_a_hits_table():
@@ -96,6 +101,9 @@ def test_tracking_event_from_a_hits_table():
     assert event.positions.dtype == torch.float32
     assert event.particle_id.tolist() == [4, 4]
     assert event.features.shape == (2, len(HIT_FEATURES))
+    with_cells = TrackingEvent.from_hits(hits.assign(
+        cell_count=[2, 1], cell_value=[1.0, 1.0], cell_theta_u=[0.3, 0.0], cell_theta_v=0.0))
+    assert with_cells.features[0, -2].item() == pytest.approx(0.3)
     with pytest.raises(InputError, match="2 events"):
         TrackingEvent.from_hits(hits.assign(event_id=[1, 2]), source="two.parquet")
     with pytest.raises(InputError, match=r"hits\.parquet: missing column.*particle_id"):

@@ -1,10 +1,12 @@
 """Each hit's input features and the truth the tracking GNN learns from (Choma's thesis,
 sections 1.1.1 and 2.4.1).
 
-The thesis feeds the embedding each hit's position and detector identifier (and cell
-features, which our simulated events lack). We give, scaled to O(1): x, y, z and the
-cylindrical radius r in metres, the azimuth phi / pi, the pseudorapidity of the hit's
-position seen from the origin, asinh(z / r), and volume_id and layer_id over 10.
+The thesis feeds the embedding each hit's position, detector identifier and cell
+features. We give, scaled to O(1): x, y, z and the cylindrical radius r in metres, the
+azimuth phi / pi, the pseudorapidity of the hit's position seen from the origin,
+asinh(z / r), volume_id and layer_id over 10, and the shape of the hit's pixel or strip
+cluster (`hepclust.io.trackml_cells`): log(1 + cells), log(1 + charge) and the two local
+incidence angles it implies, in radians (zeros where an event has no cells).
 
 A *true pair* is two distinct hits of the same particle; noise (particle_id 0) belongs to
 no particle. Pairs are unordered: a particle with n hits has n (n - 1) / 2 of them. The
@@ -22,21 +24,26 @@ import torch
 from hepclust.errors import InputError
 from hepclust.tracking.tables import Table, columns
 
-HIT_FEATURES = ("x", "y", "z", "r", "phi", "eta", "volume", "layer")
+HIT_FEATURES = ("x", "y", "z", "r", "phi", "eta", "volume", "layer",
+                "log_cells", "log_charge", "theta_u", "theta_v")
+CELL_COLUMNS = ("cell_count", "cell_value", "cell_theta_u", "cell_theta_v")
 LENGTH_SCALE = 1000.0  # mm: positions in metres
 ID_SCALE = 10.0  # TrackML's volume ids run to 18, layer ids to 14
 
 
 def hit_features(x: np.ndarray, y: np.ndarray, z: np.ndarray, volume_id: np.ndarray,
-                 layer_id: np.ndarray) -> torch.Tensor:
-    """The features `HIT_FEATURES` of hits at (x, y, z) in mm, as a float32 (N, 8) tensor."""
+                 layer_id: np.ndarray, cells: np.ndarray | None = None) -> torch.Tensor:
+    """The features `HIT_FEATURES` of hits at (x, y, z) in mm, with their `cells` (N, 4)
+    columns `CELL_COLUMNS` (None: no cells), as a float32 (N, 12) tensor."""
     x, y, z = (np.asarray(v, dtype=np.float64) for v in (x, y, z))
     r = np.hypot(x, y)
     eta = np.arcsinh(z / np.maximum(r, 1e-9))
     phi = np.arctan2(y, x) / np.pi
     ids = [np.asarray(v, dtype=np.float64) / ID_SCALE for v in (volume_id, layer_id)]
+    cells = np.zeros((len(x), 4)) if cells is None else np.asarray(cells, dtype=np.float64)
+    shape = [np.log1p(cells[:, 0]), np.log1p(cells[:, 1]), cells[:, 2], cells[:, 3]]
     stacked = np.stack([x / LENGTH_SCALE, y / LENGTH_SCALE, z / LENGTH_SCALE, r / LENGTH_SCALE,
-                        phi, eta, *ids], axis=1)
+                        phi, eta, *ids, *shape], axis=1)
     return torch.from_numpy(stacked.astype(np.float32))
 
 
@@ -52,14 +59,17 @@ class TrackingEvent:
     @classmethod
     def from_hits(cls, hits: Table, source: str | Path = "hits") -> "TrackingEvent":
         """The event of a hits table (pyarrow or pandas) holding one event only."""
-        if "event_id" in (hits.column_names if hasattr(hits, "column_names") else hits.columns):
+        names = hits.column_names if hasattr(hits, "column_names") else list(hits.columns)
+        if "event_id" in names:
             (event_id,) = columns(hits, ["event_id"], source)
             if len(np.unique(event_id)) > 1:
                 raise InputError(source, f"holds {len(np.unique(event_id))} events, expected one")
         x, y, z, volume_id, layer_id, particle_id = columns(
             hits, ["x", "y", "z", "volume_id", "layer_id", "particle_id"], source)
         positions = np.stack([x, y, z], axis=1).astype(np.float32)
-        return cls(features=hit_features(x, y, z, volume_id, layer_id),
+        cells = (np.stack(columns(hits, list(CELL_COLUMNS), source), axis=1)
+                 if set(CELL_COLUMNS) <= set(names) else None)
+        return cls(features=hit_features(x, y, z, volume_id, layer_id, cells),
                    positions=torch.from_numpy(positions),
                    particle_id=torch.from_numpy(particle_id.astype(np.int64)))
 
