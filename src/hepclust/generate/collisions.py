@@ -31,7 +31,7 @@ PHOTON = 22
 # Production points beyond this (mm) lie outside the detector: nothing to simulate.
 WORLD_R_MM, WORLD_Z_MM = 1000.0, 2950.0
 # Per particle: charge, vertex (mm, relative to its interaction) and momentum (GeV).
-_COLUMNS = ("pid", "charge", "mass", "x", "y", "z", "px", "py", "pz", "mother")
+_COLUMNS = ("interaction", "pid", "charge", "mass", "x", "y", "z", "px", "py", "pz", "mother")
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,17 @@ class CollisionGenerator:
         generators += [self._soft] * self.settings.pileup
         vertices = rng.normal(0.0, [self.settings.sigma_xy_mm, self.settings.sigma_xy_mm,
                                     self.settings.sigma_z_mm], size=(len(generators), 3))
-        parts = []
-        for number, (pythia, vertex) in enumerate(zip(generators, vertices, strict=True)):
+        rows = []
+        for number, pythia in enumerate(generators, start=1):
             _generate(pythia)
-            kept = self.select(pythia.event, rng.random(pythia.event.size()), density)
-            parts.append(_place(kept, vertex, number + 1))
-        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+            rows += self.select(pythia.event, rng.random(pythia.event.size()), density,
+                                number)
+        return _place(np.array(rows, dtype=np.float64).reshape(-1, len(_COLUMNS)), vertices)
 
-    def select(self, event, draws: np.ndarray, density: float) -> np.ndarray:
-        """(n, 10) particles of a Pythia event that go to the detector (`_COLUMNS`, the
-        vertex in mm): final, charged or photons, above pt_min and within eta_max, and
+    def select(self, event, draws: np.ndarray, density: float,
+               number: int = 1) -> list[tuple]:
+        """The particles of Pythia event `number` that go to the detector, as `_COLUMNS`
+        (the vertex in mm): final, charged or photons, above pt_min and within eta_max,
         kept with probability `density` (`draws`: one uniform number per record entry).
         The cuts come first, so the few kept particles are all that is read out."""
         s = self.settings
@@ -91,11 +92,9 @@ class CollisionGenerator:
             if (p.isFinal() and (p.isCharged() or (
                     s.photons and p.id() == PHOTON)) and p.pT() > s.pt_min
                     and abs(p.eta()) < s.eta_max):
-                rows.append((p.id(), p.charge(), p.m(), p.xProd(), p.yProd(), p.zProd(),
-                             p.px(), p.py(), p.pz(), p.mother1()))
-        rows = np.array(rows, dtype=np.float64).reshape(-1, len(_COLUMNS))
-        inside = (np.hypot(rows[:, 3], rows[:, 4]) < WORLD_R_MM) & (np.abs(rows[:, 5]) < WORLD_Z_MM)
-        return rows[inside]
+                rows.append((number, p.id(), p.charge(), p.m(), p.xProd(), p.yProd(),
+                             p.zProd(), p.px(), p.py(), p.pz(), p.mother1()))
+        return rows
 
 
 def _generate(pythia: pythia8mc.Pythia, max_failures: int = 100) -> None:
@@ -105,24 +104,31 @@ def _generate(pythia: pythia8mc.Pythia, max_failures: int = 100) -> None:
     raise RuntimeError(f"Pythia failed {max_failures} events in a row")
 
 
-def _place(particles: np.ndarray, vertex: np.ndarray, number: int) -> dict[str, np.ndarray]:
-    """Particles of interaction `number` moved to its vertex; a displaced production point
-    (more than 1 um from the interaction) is a secondary vertex, numbered per mother."""
-    displaced = np.linalg.norm(particles[:, 3:6], axis=1) > 1e-3
+def _place(particles: np.ndarray, vertices: np.ndarray) -> dict[str, np.ndarray]:
+    """Particles (`_COLUMNS`) moved to their interaction's vertex, without those made
+    outside the detector; a production point more than 1 um from its interaction is a
+    secondary vertex, numbered per mother within the interaction."""
+    number, (x, y, z) = particles[:, 0].astype(np.int64), particles[:, 4:7].T
+    displaced = np.sqrt(x * x + y * y + z * z) > 1e-3
     secondary = np.zeros(len(particles), dtype=np.int64)
     if displaced.any():
-        _, index = np.unique(particles[displaced, 9], return_inverse=True)
-        secondary[displaced] = index + 1
-    return {
-        "vertex": np.full(len(particles), number, dtype=np.int64),
+        pairs, index = np.unique(particles[displaced][:, [0, 10]], axis=0, return_inverse=True)
+        # Rank of each (interaction, mother) pair within its interaction, from 1.
+        first = np.searchsorted(pairs[:, 0], pairs[:, 0])
+        secondary[displaced] = (np.arange(len(pairs)) - first + 1)[index.ravel()]
+    vertex = vertices[number - 1]
+    placed = {
+        "vertex": number,
         "secondary": secondary,
-        "pdg": particles[:, 0].astype(np.int64),
-        "q": np.rint(particles[:, 1]).astype(np.int64),
-        "m": particles[:, 2],
-        "vx": particles[:, 3] + vertex[0],
-        "vy": particles[:, 4] + vertex[1],
-        "vz": particles[:, 5] + vertex[2],
-        "px": particles[:, 6],
-        "py": particles[:, 7],
-        "pz": particles[:, 8],
+        "pdg": particles[:, 1].astype(np.int64),
+        "q": np.rint(particles[:, 2]).astype(np.int64),
+        "m": particles[:, 3],
+        "vx": x + vertex[:, 0],
+        "vy": y + vertex[:, 1],
+        "vz": z + vertex[:, 2],
+        "px": particles[:, 7],
+        "py": particles[:, 8],
+        "pz": particles[:, 9],
     }
+    inside = (np.hypot(x, y) < WORLD_R_MM) & (np.abs(z) < WORLD_Z_MM)
+    return {key: values[inside] for key, values in placed.items()}
