@@ -12,12 +12,12 @@ from hepclust.errors import InputError
 from hepclust.io.parquet import atomic_path
 from hepclust.tracking.embedding import HitEmbedding
 from hepclust.tracking.gnn import ClusteringGNN
-from hepclust.tracking.refinement import EdgeClassifier
+from hepclust.tracking.refinement import edge_classifier
 from hepclust.tracking.split_stop import Split, Stop
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "embedding": HitEmbedding,
-    "refinement": EdgeClassifier,
+    "refinement": edge_classifier,
     "gnn": ClusteringGNN,
     "split": Split,
     "stop": Stop,

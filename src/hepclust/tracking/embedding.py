@@ -30,7 +30,12 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from hepclust.tracking.graph import neighbour_graph
-from hepclust.tracking.hit_features import TrackingEvent, same_particle, true_pairs
+from hepclust.tracking.hit_features import (
+    TrackingEvent,
+    consecutive_pairs,
+    same_particle,
+    true_pairs,
+)
 from hepclust.ucluster.training import Schedule
 
 log = logging.getLogger(__name__)
@@ -73,6 +78,7 @@ def hinge_loss(first: torch.Tensor, second: torch.Tensor, same: torch.Tensor,
 
 @dataclass(frozen=True)
 class EmbeddingSettings:
+    truth: str = "all_pairs"  # or "consecutive": hits that follow each other on a track
     hidden: tuple[int, ...] = (256, 256)
     embedding_dim: int = 4
     epochs: int = 20
@@ -87,13 +93,20 @@ class EmbeddingSettings:
 
 
 def sample_pairs(particle_id: torch.Tensor, embedding: torch.Tensor | None,
-                 settings: EmbeddingSettings,
-                 rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """(pairs (2, P), same (P,), hard) of one event, on the CPU: its true pairs (at most
-    `max_true_pairs`), random false pairs and, if an `embedding` (N, d) is given, false
-    pairs among its kNN graph; `hard` counts those."""
+                 settings: EmbeddingSettings, rng: np.random.Generator,
+                 positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(pairs (2, P), same (P,), hard) of one event, on the CPU: its true pairs (every
+    pair of a particle's hits, or with ``truth="consecutive"`` the hits that follow each
+    other along it, which needs the hits' `positions`; at most `max_true_pairs`), random
+    false pairs and, if an `embedding` (N, d) is given, false pairs among its kNN graph;
+    `hard` counts those."""
     particle_id = particle_id.cpu()
-    positives = true_pairs(particle_id)
+    if settings.truth == "consecutive":
+        positives = consecutive_pairs(particle_id, positions)
+    elif settings.truth == "all_pairs":
+        positives = true_pairs(particle_id)
+    else:
+        raise ValueError(f"truth must be 'all_pairs' or 'consecutive', not {settings.truth!r}")
     if positives.shape[1] > settings.max_true_pairs:
         keep = rng.choice(positives.shape[1], settings.max_true_pairs, replace=False)
         positives = positives[:, torch.from_numpy(np.sort(keep))]
@@ -166,7 +179,8 @@ def train_embedding(events: Sequence[TrackingEvent],
             features = events[index].features.to(device)
             mined = epoch >= settings.hard_negative_start and settings.hard_negatives > 0
             embedding = embed(model, features, device) if mined else None
-            pairs, same, hard = sample_pairs(events[index].particle_id, embedding, settings, rng)
+            pairs, same, hard = sample_pairs(events[index].particle_id, embedding, settings, rng,
+                                             events[index].positions)
             model.train()
             total += _train_pairs(model, optimizer, features, pairs.to(device), same.to(device),
                                   settings, rng)

@@ -112,6 +112,19 @@ def true_pairs(particle_id: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(order[slots].astype(np.int64))
 
 
+def consecutive_pairs(particle_id: np.ndarray | torch.Tensor,
+                      positions: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """The pairs of hits that follow each other along each particle, ordered by distance
+    from the origin (as the track runs outwards): n - 1 of a particle's n hits, as an
+    int64 (2, P) tensor with the nearer hit first, on the CPU."""
+    pid = _numpy(particle_id)
+    distance = np.linalg.norm(_numpy(positions).astype(np.float64), axis=1)
+    real = np.flatnonzero(pid != 0)
+    order = real[np.lexsort((distance[real], pid[real]))]
+    follows = pid[order][1:] == pid[order][:-1]
+    return torch.from_numpy(np.stack([order[:-1][follows], order[1:][follows]]).astype(np.int64))
+
+
 def same_particle(particle_id: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
     """Whether each edge (column of `edge_index`) joins two hits of one particle (not noise)."""
     first, second = particle_id[edge_index[0]], particle_id[edge_index[1]]

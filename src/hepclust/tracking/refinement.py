@@ -14,6 +14,12 @@ Deviation: the thesis trains phi' on the embedding stage's pairs (all true pairs
 and hard false pairs); we train it on what it will see, the candidate edges of the
 embedding's graph of each training event, with the binary cross-entropy weighted so that
 an event's true and false edges each carry half of its weight.
+
+`architecture="interaction"` replaces the MLP, which sees one edge at a time, by an
+interaction network over the whole candidate graph (Battaglia et al., arXiv:1612.00222,
+as Exa.TrkX classifies edges): an edge is judged with its neighbours, which tells a
+track's continuation from a crossing track. It is trained on phi sectors of each
+event's graph, one optimiser step a sector.
 """
 
 import logging
@@ -47,6 +53,56 @@ class EdgeClassifier(nn.Module):
         return self.mlp(inputs).squeeze(-1)
 
 
+class InteractionEdgeClassifier(nn.Module):
+    """The logit of p_ij for each edge, from `steps` rounds of message passing over the
+    graph. Hits and edges are encoded to `hidden` numbers (hits from their features,
+    edges from `edge_inputs`), then each round updates every edge from itself and its
+    two hits, and every hit from itself and the mean of its incoming and outgoing edges
+    (edges point from the inner hit to the outer one), with residual connections:
+
+        e_ij <- e_ij + phi_e([e_ij, h_i, h_j])
+        h_i  <- h_i + phi_h([h_i, mean_{j -> i} e_ji, mean_{i -> j} e_ij])
+        logit_ij = phi_out([e_ij, h_i, h_j])
+
+    Shapes: `edge_logits(event, edge_index (2, E))` -> (E,)."""
+
+    def __init__(self, hit_dim: int, hidden: int = 32, steps: int = 3,
+                 activation: type[nn.Module] = nn.ReLU):
+        super().__init__()
+        self.hit_encoder = make_mlp(hit_dim, [hidden, hidden], activation, activation)
+        self.edge_encoder = make_mlp(2 * hit_dim + len(PAIR_FEATURES), [hidden, hidden],
+                                     activation, activation)
+        self.edge_updates = nn.ModuleList(
+            make_mlp(3 * hidden, [hidden, hidden], activation, activation) for _ in range(steps))
+        self.hit_updates = nn.ModuleList(
+            make_mlp(3 * hidden, [hidden, hidden], activation, activation) for _ in range(steps))
+        self.output = make_mlp(3 * hidden, [hidden, 1], activation)
+
+    def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor) -> torch.Tensor:
+        inner, outer = oriented(event.positions, edge_index.to(event.features.device))
+        n = len(event.features)
+        hits = self.hit_encoder(event.features)
+        edges = self.edge_encoder(edge_inputs(event, edge_index))
+        ones = torch.ones(len(inner), 1, device=hits.device)
+        count_in = torch.zeros(n, 1, device=hits.device).index_add_(0, outer, ones).clamp(min=1)
+        count_out = torch.zeros(n, 1, device=hits.device).index_add_(0, inner, ones).clamp(min=1)
+        for edge_update, hit_update in zip(self.edge_updates, self.hit_updates, strict=True):
+            edges = edges + edge_update(torch.cat([edges, hits[inner], hits[outer]], dim=1))
+            incoming = torch.zeros_like(hits).index_add_(0, outer, edges) / count_in
+            outgoing = torch.zeros_like(hits).index_add_(0, inner, edges) / count_out
+            hits = hits + hit_update(torch.cat([hits, incoming, outgoing], dim=1))
+        return self.output(torch.cat([edges, hits[inner], hits[outer]], dim=1)).squeeze(-1)
+
+
+def edge_classifier(architecture: str = "mlp", **arguments) -> nn.Module:
+    """The refinement model: `EdgeClassifier` ("mlp") or `InteractionEdgeClassifier`."""
+    if architecture == "mlp":
+        return EdgeClassifier(**arguments)
+    if architecture == "interaction":
+        return InteractionEdgeClassifier(**arguments)
+    raise ValueError(f"architecture must be 'mlp' or 'interaction', not {architecture!r}")
+
+
 def edge_inputs(event: TrackingEvent, edge_index: torch.Tensor) -> torch.Tensor:
     """[inner hit features, outer hit features, pair features] of each edge: (E, 2 F + 5),
     on the device of `event`."""
@@ -61,6 +117,10 @@ def edge_probabilities(model: nn.Module, event: TrackingEvent, edge_index: torch
                        device: torch.device | str, batch_size: int = 65_536) -> torch.Tensor:
     """p_ij of each edge of `edge_index` (2, E), on `device`, the model in evaluation mode."""
     model.to(device).eval()
+    if isinstance(model, InteractionEdgeClassifier):
+        if not edge_index.shape[1]:
+            return torch.zeros(0, device=device)
+        return torch.sigmoid(model.edge_logits(event.to(device), edge_index.to(device)))
     inputs = edge_inputs(event.to(device), edge_index)
     if not len(inputs):
         return torch.zeros(0, device=device)
@@ -75,10 +135,29 @@ def refine(edge_index: torch.Tensor, probabilities: torch.Tensor,
 
 @dataclass(frozen=True)
 class RefinementSettings:
-    hidden: tuple[int, ...] = (2048, 2048, 2048)
+    architecture: str = "mlp"
+    hidden: tuple[int, ...] = (2048, 2048, 2048)  # mlp: its layers; interaction: (width,)
+    steps: int = 3  # interaction: rounds of message passing
+    sectors: int = 8  # interaction: phi sectors of an event, one optimiser step each
     epochs: int = 10
-    batch_size: int = 8192  # edges per step
+    batch_size: int = 8192  # mlp: edges per step
     schedule: Schedule = field(default_factory=lambda: Schedule(1e-3, 10, 1e-5))
+
+    def model_arguments(self, hit_dim: int) -> dict:
+        """The keyword arguments of `edge_classifier` for hits of `hit_dim` features."""
+        if self.architecture == "interaction":
+            return {"architecture": "interaction", "hit_dim": hit_dim,
+                    "hidden": int(self.hidden[0]), "steps": self.steps}
+        return {"architecture": "mlp", "hit_dim": hit_dim, "hidden": list(self.hidden)}
+
+
+def phi_sectors(event: TrackingEvent, edge_index: torch.Tensor, sectors: int) -> list[torch.Tensor]:
+    """The edges of `edge_index` split by the azimuth of their inner hit into `sectors`
+    equal slices (each a (2, E_s) tensor; empty slices left out)."""
+    inner, _ = oriented(event.positions, edge_index)
+    phi = torch.atan2(event.positions[inner, 1], event.positions[inner, 0])
+    slot = ((phi + torch.pi) / (2 * torch.pi) * sectors).long().clamp(0, sectors - 1)
+    return [edge_index[:, slot == s] for s in range(sectors) if bool((slot == s).any())]
 
 
 def balanced_weights(same: torch.Tensor) -> torch.Tensor:
@@ -94,14 +173,17 @@ def balanced_weights(same: torch.Tensor) -> torch.Tensor:
 def train_refinement(events: Sequence[TrackingEvent], candidates: Sequence[torch.Tensor],
                      settings: RefinementSettings = RefinementSettings(), seed: int = 0,
                      device: torch.device | str = "cpu",
-                     progress: bool = True) -> tuple[EdgeClassifier, list[dict]]:
+                     progress: bool = True) -> tuple[nn.Module, list[dict]]:
     """Train phi' on the candidate edges (2, E) of each event (e.g. `embedding_graph`);
     returns the model (on `device`) and the history, one dict per epoch. The event and
     batch order of an epoch depend only on (seed, epoch)."""
     device = torch.device(device)
     torch.manual_seed(seed)
-    model = EdgeClassifier(events[0].features.shape[1], settings.hidden).to(device)
+    model = edge_classifier(**settings.model_arguments(events[0].features.shape[1])).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.schedule.lr)
+    if isinstance(model, InteractionEdgeClassifier):
+        return model, _train_on_sectors(model, optimizer, events, candidates, settings, seed,
+                                        device, progress)
     data = []
     for event, edge_index in zip(events, candidates, strict=True):
         event = event.to(device)
@@ -132,3 +214,40 @@ def train_refinement(events: Sequence[TrackingEvent], candidates: Sequence[torch
         log.info("refinement epoch %d/%d: loss %.4f, %.1f s", epoch + 1, settings.epochs,
                  history[-1]["loss"], history[-1]["seconds"])
     return model, history
+
+
+def _train_on_sectors(model: InteractionEdgeClassifier, optimizer: torch.optim.Optimizer,
+                      events: Sequence[TrackingEvent], candidates: Sequence[torch.Tensor],
+                      settings: RefinementSettings, seed: int, device: torch.device,
+                      progress: bool) -> list[dict]:
+    """Train the interaction network one phi sector at a time; returns the history."""
+    sectors = []
+    for index, (event, edge_index) in enumerate(zip(events, candidates, strict=True)):
+        event = event.to(device)
+        for edges in phi_sectors(event, edge_index.to(device), settings.sectors):
+            same = same_particle(event.particle_id, edges)
+            sectors.append((index, edges, same, balanced_weights(same)))
+    moved = [event.to(device) for event in events]
+    history = []
+    for epoch in range(settings.epochs):
+        lr = settings.schedule.apply(optimizer, epoch)
+        rng = np.random.default_rng([seed, epoch])
+        began, total, edges_seen, true_edges = time.perf_counter(), 0.0, 0, 0
+        model.train()
+        for slot in tqdm(rng.permutation(len(sectors)),
+                         desc=f"refinement epoch {epoch + 1}/{settings.epochs}", unit="sector",
+                         leave=False, disable=not progress):
+            index, edges, same, weights = sectors[slot]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.binary_cross_entropy_with_logits(model.edge_logits(moved[index], edges),
+                                                      same.float(), weights)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * edges.shape[1]
+            edges_seen, true_edges = edges_seen + edges.shape[1], true_edges + int(same.sum())
+        history.append({"epoch": epoch, "lr": lr, "loss": total / max(edges_seen, 1),
+                        "edges": edges_seen, "true_edges": true_edges,
+                        "steps": len(sectors), "seconds": time.perf_counter() - began})
+        log.info("refinement epoch %d/%d: loss %.4f, %.1f s", epoch + 1, settings.epochs,
+                 history[-1]["loss"], history[-1]["seconds"])
+    return history

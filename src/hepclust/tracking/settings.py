@@ -13,7 +13,8 @@ LR_MIN = 1e-5
 def embedding_settings(config: dict) -> EmbeddingSettings:
     block = config["embedding"]
     return EmbeddingSettings(
-        hidden=tuple(block["hidden"]), embedding_dim=block["dim"], epochs=block["epochs"],
+        truth=block["truth"], hidden=tuple(block["hidden"]), embedding_dim=block["dim"],
+        epochs=block["epochs"],
         batch_size=block["batch_size"],
         schedule=Schedule(block["lr"], block["lr_halving_epochs"], LR_MIN),
         max_true_pairs=block["max_true_pairs"], hard_negative_k=block["hard_negative_k"],
@@ -22,7 +23,9 @@ def embedding_settings(config: dict) -> EmbeddingSettings:
 
 def refinement_settings(config: dict) -> RefinementSettings:
     block = config["refinement"]
-    return RefinementSettings(hidden=tuple(block["hidden"]), epochs=block["epochs"],
+    return RefinementSettings(architecture=block["architecture"],
+                              hidden=tuple(block["hidden"]), steps=block["steps"],
+                              sectors=block["sectors"], epochs=block["epochs"],
                               batch_size=block["batch_size"],
                               schedule=Schedule(block["lr"], block["lr_halving_epochs"],
                                                 LR_MIN))

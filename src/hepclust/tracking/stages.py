@@ -59,8 +59,7 @@ def candidate_graphs(embedding: nn.Module, tables: Sequence[EventTables],
 def fit_refinement(events: Sequence[TrackingEvent], candidates: Sequence[torch.Tensor],
                    settings: RefinementSettings, seed: int, device: torch.device) -> Trained:
     model, history = train_refinement(events, candidates, settings, seed, device)
-    arguments = {"hit_dim": int(events[0].features.shape[1]), "hidden": list(settings.hidden)}
-    return model, arguments, history
+    return model, settings.model_arguments(int(events[0].features.shape[1])), history
 
 
 def refined_graphs(refinement: nn.Module, tables: Sequence[EventTables],
