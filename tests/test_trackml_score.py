@@ -213,3 +213,17 @@ def test_metrics_by_bin():
     assert coarse["eta"]["tracks"] == [3]
     with pytest.raises(ValueError, match="bin edges must increase"):
         metrics_by_bin(truth, particles, _submission(track), pt_edges=(1.0, 0.0))
+
+
+def test_score_and_efficiency_above_1_gev_count_only_stiff_particles():
+    truth = _truth([1, 1, 1, 1, 2, 2, 2, 2], [1, 1, 1, 1, 3, 3, 3, 3])
+    particles = _particles([1, 2], pt=[0.5, 2.0])
+    # Particle 2 (2 GeV) found whole, particle 1 (0.5 GeV) split in halves.
+    result = tracking_metrics(truth, particles, _submission([5, 5, 6, 6, 7, 7, 7, 7]))
+    assert result["score"] == pytest.approx(12 / 16)
+    assert result["score_pt_above_1gev"] == pytest.approx(1.0)
+    assert result["efficiency_pt_above_1gev"] == 1.0
+    assert result["efficiency"] == 0.5
+    lost = tracking_metrics(truth, particles, _submission([5, 5, 5, 5, 6, 6, 7, 7]))
+    assert lost["score_pt_above_1gev"] == 0.0
+    assert lost["efficiency_pt_above_1gev"] == 0.0

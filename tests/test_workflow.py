@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from hepclust.cli import main
 from hepclust.io.hls4ml import write_hls4ml
 from hepclust.io.parquet import read_table
 from hepclust.io.schema import JETS, TRACKML_EVENT_HITS
@@ -157,6 +158,31 @@ def test_default_target_runs_the_tracking_clustering_gnn(run):
     assert scaling["exponent"] is not None
     for plot in ("scores.png", "rates.png", "event_tracks.png", "scaling.png"):
         assert (tracking / "plots" / plot).stat().st_size > 10_000
+
+
+@pytest.mark.workflow
+def test_hepclust_track_reconstructs_an_event_with_the_trained_models(run, tmp_path, capsys):
+    models = run / "results" / "tracking" / "models"
+    event = run / "results" / "data" / "tracking" / "csv" / "000" / "event000000002"
+    config = ROOT / ".test/config/config.yaml"
+    arguments = ["track", str(models), str(event), "-o", str(tmp_path / "sub.csv"),
+                 "--config", str(config)]
+    assert main(arguments) == 0
+    assert "score: " in capsys.readouterr().out
+    submission = pd.read_csv(tmp_path / "sub.csv")
+    assert list(submission.columns) == ["event_id", "hit_id", "track_id"]
+    assert set(submission["event_id"]) == {2}
+    # A test event has no truth: the tracks are written, no score is printed.
+    blind = tmp_path / "blind"
+    blind.mkdir()
+    for part in ("hits", "cells"):
+        (blind / f"event000000002-{part}.csv").write_bytes(
+            Path(f"{event}-{part}.csv").read_bytes())
+    arguments[2:5] = [str(blind / "event000000002"), "-o", str(tmp_path / "blind.csv")]
+    assert main(arguments) == 0
+    assert "score" not in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "blind.csv")["track_id"].tolist() == (
+        submission["track_id"].tolist())
 
 
 @pytest.mark.workflow

@@ -18,9 +18,9 @@ from hepclust import __version__
 from hepclust.archive import create_archive, verify_archive
 from hepclust.errors import InputError
 from hepclust.io.formats import FORMATS, convert, particles_path
-from hepclust.io.parquet import read_table
+from hepclust.io.parquet import atomic_path, read_table
 from hepclust.io.schema import TRACKML_HITS, TRACKML_PARTICLES
-from hepclust.io.trackml import event_number, read_trackml_event
+from hepclust.io.trackml import event_number, has_truth, read_trackml_event, read_trackml_hits
 from hepclust.tracking.score import score_event, tracking_metrics
 
 
@@ -31,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_convert(commands)
     _add_score(commands)
+    _add_track(commands)
     _add_archive(commands)
     _add_verify(commands)
     args = parser.parse_args(argv)
@@ -108,6 +109,45 @@ def _score(args: argparse.Namespace) -> None:
              "tracks with a majority particle")):
         value = "n/a" if metrics[rate] is None else f"{metrics[rate]:.6f}"
         print(f"{name}: {value} ({metrics[count]} of {metrics[total]} {what})")
+
+
+def _add_track(commands) -> None:
+    command = commands.add_parser(
+        "track", help="find the tracks of a TrackML event with trained models",
+        description="Reconstruct the tracks of EVENT (a TrackML event, with or without "
+                    "truth, or a hits Parquet file) with the clustering GNN trained by the "
+                    "workflow, write them as a TrackML submission and, where the event has "
+                    "truth, print its score.")
+    command.add_argument("models", help="the trained models (results/tracking/models)")
+    command.add_argument("event", help="the TrackML event (any of its CSV files or its "
+                                       "event<digits> prefix), or a hits Parquet file")
+    command.add_argument("-o", "--output", required=True, help="the submission CSV to write")
+    command.add_argument("--config", default="config.yaml",
+                         help="the config that trained the models (default: config.yaml)")
+    command.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    command.set_defaults(run=_track)
+
+
+def _track(args: argparse.Namespace) -> None:
+    from hepclust.tracking.track_event import submission_table, track_hits, tracking_config
+
+    event = Path(args.event)
+    config = tracking_config(args.config)
+    if event.suffix != ".parquet" and not has_truth(event):
+        hits, particles, number = read_trackml_hits(event), None, event_number(event)
+    else:
+        hits, particles, number = _read_scored_event(event)
+    track_id = track_hits(hits, args.models, config, args.device, event)
+    submission = submission_table(hits["hit_id"].to_numpy(), track_id, number)
+    with atomic_path(args.output) as tmp:
+        submission.to_csv(tmp, index=False)
+    print(f"wrote {submission['track_id'].nunique()} tracks of {len(submission)} hits "
+          f"to {args.output}")
+    if hits["weight"].to_numpy().sum(dtype=np.float64) > 0:
+        print(f"score: {score_event(hits, submission, source=args.output):.6f}")
+        if particles is not None:
+            metrics = tracking_metrics(hits, particles, submission, source=args.output)
+            print(f"efficiency: {metrics['efficiency']:.6f}")
 
 
 def _add_archive(commands) -> None:

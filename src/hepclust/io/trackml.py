@@ -36,6 +36,36 @@ def event_prefix(path: str | Path) -> Path:
     return path.with_name(match["prefix"]) if match else path
 
 
+def has_truth(path: str | Path) -> bool:
+    """Whether the event that `path` names has a truth file (test events have none)."""
+    prefix = event_prefix(path)
+    return any(prefix.with_name(f"{prefix.name}-truth{s}").is_file()
+               for s in (".csv", ".csv.gz"))
+
+
+def read_trackml_hits(path: str | Path) -> pa.Table:
+    """The hits of an event without truth (a test event), as `TRACKML_HITS` with no
+    particle (0) and no weight, and their cells' features."""
+    prefix = event_prefix(path)
+    hits = _read_csv(_event_file(prefix, "hits"), HIT_COLUMNS, TRACKML_HITS)
+    n = hits.num_rows
+    for name in TRUTH_COLUMNS[1:]:
+        hits = hits.append_column(name, pa.array(np.zeros(n), TRACKML_HITS.field(name).type))
+    return _with_cell_features(hits, prefix)
+
+
+def _with_cell_features(hits: pa.Table, prefix: Path) -> pa.Table:
+    cells = read_trackml_cells(prefix)
+    if cells is None:
+        features = no_cell_features(hits.num_rows)
+    else:
+        features = cell_features(hits["hit_id"].to_numpy(), hits["volume_id"].to_numpy(),
+                                 cells, _event_file(prefix, "cells"))
+    for name in features.column_names:
+        hits = hits.append_column(name, features[name])
+    return hits
+
+
 def read_trackml_event(path: str | Path) -> tuple[pa.Table, pa.Table]:
     """(hits joined with truth and their cells' features, particles) of the event that
     `path` names."""
@@ -48,15 +78,7 @@ def read_trackml_event(path: str | Path) -> tuple[pa.Table, pa.Table]:
                           optional={"particle_type": 0})
     _check_unique(particles["particle_id"], "particle_id", particles_path)
     hits = _join_truth(hits, truth, hits_path, truth_path)
-    cells = read_trackml_cells(prefix)
-    if cells is None:
-        features = no_cell_features(hits.num_rows)
-    else:
-        features = cell_features(hits["hit_id"].to_numpy(), hits["volume_id"].to_numpy(),
-                                 cells, _event_file(prefix, "cells"))
-    for name in features.column_names:
-        hits = hits.append_column(name, features[name])
-    return hits, particles
+    return _with_cell_features(hits, prefix), particles
 
 
 def read_trackml_cells(path: str | Path) -> pa.Table | None:

@@ -11,7 +11,8 @@ from hepclust.io.parquet import atomic_path
 from hepclust.tracking.events import EventTables
 from hepclust.tracking.score import metrics_by_bin, tracking_metrics
 
-RATES = ("efficiency", "fake_rate", "duplicate_rate")
+RATES = ("efficiency", "fake_rate", "duplicate_rate", "score_pt_above_1gev",
+         "efficiency_pt_above_1gev")
 # The binned rates and the counts they divide by, to add up over events.
 BINNED_RATES = {"efficiency": "particles", "fake_rate": "tracks",
                 "duplicate_rate": "pure_tracks"}

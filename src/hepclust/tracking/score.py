@@ -162,13 +162,22 @@ def tracking_metrics(truth: Table, particles: Table, submission: Table, min_hits
       half of the track, the fraction that are extra tracks of a particle: the sum over
       particles of (k - 1) over the sum of k, for a particle with k such tracks.
 
+    * score_pt_above_1gev: the score counted on the hits of particles above 1 GeV only
+      (their matched weight over their total weight), as tracking papers quote it;
+      efficiency_pt_above_1gev: the efficiency on those particles.
+
     Rates are None where nothing is counted; the score is None if no hit has weight.
     """
     outcome = _outcome(truth, particles, submission, min_hits, min_track_hits, source)
-    (weight,) = columns(truth, ["weight"], "truth")
+    (weight, hit_particle) = columns(truth, ["weight", "particle_id"], "truth")
     total = weight.sum(dtype=np.float64)
     matching = outcome.matching
     score = float(matching.major_weight[matching.matched].sum() / total) if total > 0 else None
+    particle_id, px, py = columns(particles, ["particle_id", "px", "py"], "particles")
+    stiff = particle_id[np.hypot(px, py) > 1.0]
+    stiff_weight = weight[np.isin(hit_particle, stiff)].sum(dtype=np.float64)
+    stiff_matched = matching.matched & np.isin(matching.particle_id, stiff)
+    stiff_targets = np.isin(outcome.targets, stiff)
     counts = {
         "hits": len(matching.hit_track),
         "particles": len(outcome.targets),
@@ -183,6 +192,9 @@ def tracking_metrics(truth: Table, particles: Table, submission: Table, min_hits
         "efficiency": _rate(counts["matched_particles"], counts["particles"]),
         "fake_rate": _rate(counts["fake_tracks"], counts["tracks"]),
         "duplicate_rate": _rate(counts["duplicate_tracks"], counts["pure_tracks"]),
+        "score_pt_above_1gev": _rate(matching.major_weight[stiff_matched].sum(), stiff_weight),
+        "efficiency_pt_above_1gev": _rate(outcome.found[stiff_targets].sum(),
+                                          stiff_targets.sum()),
         **counts,
         "min_hits": min_hits,
         "min_track_hits": min_track_hits,
