@@ -10,6 +10,7 @@ from hepclust.tracking.baselines import (
     connected_components,
     dbscan_embedding,
     dbscan_helix,
+    dbscan_trackml_benchmark,
     singletons_for_noise,
 )
 from hepclust.tracking.gnn import (
@@ -492,6 +493,17 @@ def test_dbscan_helix_separates_helices():
                           "weight": 1.0})
     submission = pd.DataFrame({"hit_id": np.arange(len(hits)), "track_id": track_id})
     assert score_event(truth, submission) > 0.9
+
+
+def test_the_trackml_benchmark_kernel_finds_stiff_tracks_not_curling_ones():
+    hits = helices()
+    stiff = hits.particle_id.isin([3, 4]).to_numpy()  # 2 and 5 GeV
+    track_id = dbscan_trackml_benchmark(hits.x.to_numpy(), hits.y.to_numpy(),
+                                        hits.z.to_numpy(), eps=0.05)
+    assert len(set(track_id[hits.particle_id.to_numpy() == 4])) == 1  # 5 GeV: one cluster
+    soft = hits.particle_id.to_numpy() == 1  # 0.5 GeV bends out of a narrow cone
+    assert len(set(track_id[soft])) > 1
+    assert set(track_id[stiff]).isdisjoint(track_id[~stiff])
 
 
 # ---- Devices ----------------------------------------------------------------------------

@@ -139,7 +139,8 @@ def test_default_target_runs_the_tracking_clustering_gnn(run):
         assert metrics[key] is not None
     assert 0 <= metrics["trackml_score"] <= 1
     assert set(metrics["baseline_scores"]) == {
-        "dbscan_helix", "dbscan_embedding", "dbscan_gnn", "components_gnn",
+        "dbscan_helix", "dbscan_trackml_benchmark", "dbscan_embedding", "dbscan_gnn",
+        "components_gnn",
         "components_refined", "split_stop_before_fine_tuning"}
     assert set(metrics["table_3_1"]) >= {"all_pairs", "embedding", "refined"}
     assert metrics["table_3_1"]["refined"]["edges"] <= metrics["table_3_1"]["embedding"]["edges"]

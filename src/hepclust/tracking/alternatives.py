@@ -10,7 +10,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hepclust.tracking.baselines import connected_components, dbscan_embedding, dbscan_helix
+from hepclust.tracking.baselines import (
+    connected_components,
+    dbscan_embedding,
+    dbscan_helix,
+    dbscan_trackml_benchmark,
+)
 from hepclust.tracking.graph import neighbour_graph
 
 HELIX_CURVATURE_MAX = 1e-3  # 1/mm: a 0.3 GeV particle in 2 T
@@ -38,6 +43,7 @@ def baseline_tracks(x: np.ndarray, y: np.ndarray, z: np.ndarray, embedding: torc
     methods: dict[str, Callable[[], np.ndarray]] = {
         "dbscan_helix": lambda: dbscan_helix(x, y, z, settings.helix_eps, settings.min_samples,
                                              curvatures),
+        "dbscan_trackml_benchmark": lambda: dbscan_trackml_benchmark(x, y, z),
         "dbscan_embedding": lambda: dbscan_embedding(embedding, settings.embedding_eps,
                                                      settings.min_samples),
         "dbscan_gnn": lambda: dbscan_embedding(gnn_output, settings.gnn_eps,
