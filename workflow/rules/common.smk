@@ -373,11 +373,13 @@ def _check_tracking_clustering():
     settings = config["tracking_clustering"]
     if settings["graph"]["k"] is None and settings["graph"]["radius"] is None:
         raise ValueError("config: tracking_clustering.graph needs k, radius or both")
-    if settings["embedding_events"] > settings["train_events"]:
-        raise ValueError(
-            f"config: tracking_clustering.embedding_events ({settings['embedding_events']}) "
-            f"must not exceed tracking_clustering.train_events ({settings['train_events']})"
-        )
+    for name, events in (("embedding_events", settings["embedding_events"]),
+                         ("refinement.events", settings["refinement"]["events"])):
+        if events > settings["train_events"]:
+            raise ValueError(
+                f"config: tracking_clustering.{name} ({events}) must not exceed "
+                f"tracking_clustering.train_events ({settings['train_events']})"
+            )
     wanted = settings["train_events"] + settings["test_events"]
     simulated = config["tracking"]["generate"]["events"]
     if not config["tracking"]["input"] and wanted > simulated:

@@ -93,7 +93,7 @@ rule train_tracking_refinement:
         "results/benchmarks/tracking/train_refinement.tsv"
     params:
         seed=config["seed"],
-        settings=tracking_settings("embedding_events", "refinement"),
+        settings=tracking_settings("refinement"),
         device=config["device"],
     resources:
         gpu=gpus_for_training,

@@ -8,7 +8,7 @@ from hepclust.workflow import logged_to, torch_device
 with logged_to(snakemake.log[0]):
     settings = snakemake.params.settings
     device = torch_device(snakemake.params.device, snakemake.threads)
-    train = read_json(snakemake.input.split)["train"][: settings["embedding_events"]]
+    train = read_json(snakemake.input.split)["train"][: settings["refinement"]["events"]]
     events = tracking_events(read_events(snakemake.input.hits, snakemake.input.particles, train))
     candidates = list(load_graphs(snakemake.input.graphs, train).values())
     model, arguments, history = fit_refinement(events, candidates, refinement_settings(settings),
