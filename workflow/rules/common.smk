@@ -24,6 +24,16 @@ def _check_ranges():
 
 _check_ranges()
 
+
+def _check_jet_classes():
+    """Generated jets are W, Z and top only: other classes need real (hls4ml) files."""
+    others = [c for c in config["jet_clustering"]["classes"] if c not in JET_PROCESSES]
+    if others and not config["jets"]["input"]:
+        raise ValueError(
+            f"config: jet_clustering.classes names {', '.join(others)}, which only real "
+            f"files have (jets.input); the generated jets are {', '.join(JET_PROCESSES)}"
+        )
+
 # Rule scripts import hepclust from this checkout whatever environment runs them
 # (the project venv, a conda env made by --sdm conda, a SLURM job).
 SRC = str(Path(workflow.basedir) / "src")
@@ -33,6 +43,9 @@ os.environ.update(
 
 JET_PROCESSES = ["W", "Z", "top"]
 DIJET_PROCESSES = ["qcd", "signal"]
+
+
+_check_jet_classes()
 
 
 wildcard_constraints:
