@@ -42,7 +42,9 @@ def read_trackml_event(path: str | Path) -> tuple[pa.Table, pa.Table]:
     particles = _read_csv(particles_path, PARTICLE_COLUMNS, TRACKML_PARTICLES,
                           optional={"particle_type": 0})
     _check_unique(particles["particle_id"], "particle_id", particles_path)
-    return _join_truth(hits, truth, hits_path, truth_path), particles
+    hits = _join_truth(hits, truth, hits_path, truth_path)
+    _check_truth(hits, particles, truth_path, particles_path)
+    return hits, particles
 
 
 def _event_file(prefix: Path, part: str) -> Path:
@@ -95,6 +97,22 @@ def _join_truth(hits: pa.Table, truth: pa.Table, hits_path: Path, truth_path: Pa
     for name in TRUTH_COLUMNS[1:]:
         hits = hits.append_column(name, matched[name])
     return hits
+
+
+def _check_truth(hits: pa.Table, particles: pa.Table, truth_path: Path,
+                 particles_path: Path) -> None:
+    """No negative weight; every hit of a particle (id != 0, noise) has it in the particles."""
+    hit_ids = hits["hit_id"].to_numpy()
+    negative = hits["weight"].to_numpy() < 0
+    if negative.any():
+        raise InputError(truth_path, f"weight is negative for {int(negative.sum())} hit(s), "
+                                     f"e.g. hit_id {hit_ids[negative][0]}")
+    owner = hits["particle_id"].to_numpy()
+    missing = (owner != 0) & ~np.isin(owner, particles["particle_id"].to_numpy())
+    if missing.any():
+        raise InputError(truth_path, f"{int(missing.sum())} hit(s) belong to particle(s) "
+                                     f"absent from {particles_path.name}, e.g. particle_id "
+                                     f"{owner[missing][0]} (hit_id {hit_ids[missing][0]})")
 
 
 def write_trackml_csv(hits: pa.Table, particles: pa.Table, directory: str | Path,
