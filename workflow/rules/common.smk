@@ -118,6 +118,11 @@ def task_parts(task):
     return jets_generated() if task == "jets" else dijets_generated()
 
 
+def conversion_summaries(task):
+    """What converting each real file of a task read and left out ([] when generated)."""
+    return expand("results/data/{task}/converted/{name}.json", task=task, name=real_inputs(task))
+
+
 def merge_jets_input(wildcards):
     return task_parts("jets")
 
