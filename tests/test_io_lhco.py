@@ -144,6 +144,16 @@ def test_values_no_collision_gives_are_named(tmp_path):
         read_lhco(_write(tmp_path / "eta.h5", rows=rows))
 
 
+def test_damaged_pickled_column_labels_are_named(tmp_path):
+    """A pickle of the table layout's column labels claiming 2^63 bytes: OverflowError."""
+    path = _write(tmp_path / "pickle.h5", layout="table")
+    with h5py.File(path, "a") as handle:
+        handle["df"].attrs["non_index_axes"] = np.void(
+            b"\x80\x04\x8e" + (2**63 + 5).to_bytes(8, "little"))
+    with pytest.raises(InputError, match=r"pickle\.h5: 'df' table has unreadable column"):
+        read_lhco(path)
+
+
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_damaged_copies_give_dijets_or_an_input_error(tmp_path, layout):
     source = _write(tmp_path / "events_anomalydetection.h5", layout=layout)

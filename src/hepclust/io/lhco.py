@@ -155,5 +155,6 @@ def _unpickled(data, path: Path):
         raise InputError(path, "'df' table lacks pandas' column metadata")
     try:
         return _PlainUnpickler(io.BytesIO(bytes(data))).load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, OverflowError, IndexError, KeyError,
+            TypeError, AttributeError, MemoryError) as err:  # what damaged pickles raise
         raise InputError(path, f"'df' table has unreadable column metadata ({err})") from err
