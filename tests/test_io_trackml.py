@@ -140,3 +140,11 @@ def test_damaged_copies_give_an_event_or_an_input_error(tmp_path, part):
         read_trackml_event(event)
 
     assert assert_read_or_refused(read, source, tmp_path / "damaged") > 0
+
+
+def test_a_header_that_is_not_utf8_is_named(tmp_path):
+    hits = _event(tmp_path)
+    truth = hits.with_name(f"{EVENT}-truth.csv")
+    truth.write_bytes(truth.read_bytes().replace(b"tpx", b"t\xb2x", 1))
+    with pytest.raises(InputError, match=rf"{EVENT}-truth\.csv: not a readable TrackML CSV"):
+        read_trackml_event(hits)

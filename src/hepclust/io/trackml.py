@@ -60,10 +60,11 @@ def _read_csv(path: Path, columns: tuple[str, ...], schema: pa.Schema,
     types = {name: schema.field(name).type for name in columns}
     try:
         table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=types))
-    except (pa.ArrowInvalid, OSError) as err:
+        present = table.column_names  # a header that is not UTF-8 fails here
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as err:
         raise InputError(path, f"not a readable TrackML CSV file ({err})") from err
     for name, value in (optional or {}).items():
-        if name not in table.column_names:
+        if name not in present:
             table = table.append_column(name, pa.array(np.full(table.num_rows, value),
                                                         types[name]))
     table = conform(table, pa.schema([schema.field(n) for n in columns]), path)
