@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,14 +80,14 @@ def test_detect_format(hls4ml_file, lhco_file, trackml_event, tmp_path, garbage_
 
 
 def test_convert_every_format(hls4ml_file, lhco_file, trackml_event, tmp_path):
-    assert convert(hls4ml_file, tmp_path / "jets.parquet") == 4
+    assert convert(hls4ml_file, tmp_path / "jets.parquet").rows == 4
     assert read_table(tmp_path / "jets.parquet", JETS)["part_pt"][0].as_py() == [30.0, 20.0]
-    assert convert(lhco_file, tmp_path / "dijets.parquet") == 2
+    assert convert(lhco_file, tmp_path / "dijets.parquet").rows == 2
     assert read_table(tmp_path / "dijets.parquet", DIJETS)["label"].to_pylist() == [1, 0]
-    assert convert(DELPHES, tmp_path / "delphes.parquet", max_events=4) == 4
+    assert convert(DELPHES, tmp_path / "delphes.parquet", max_events=4).rows == 4
     assert read_table(tmp_path / "delphes.parquet", PARTICLES).num_rows == 4
 
-    assert convert(trackml_event, tmp_path / "event1.parquet") == 1
+    assert convert(trackml_event, tmp_path / "event1.parquet").rows == 1
     hits = read_table(tmp_path / "event1.parquet", TRACKML_HITS)
     particles = read_table(tmp_path / "event1-particles.parquet", TRACKML_PARTICLES)
     assert hits["particle_id"].to_pylist() == particles["particle_id"].to_pylist()
@@ -145,3 +146,82 @@ def test_no_rows_writes_nothing(tmp_path):
     with pytest.raises(InputError, match=r"source\.h5: gave no rows"):
         write_chunks([JETS.empty_table()], tmp_path / "jets.parquet", JETS, "source.h5")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def lhco_with_a_single_jet_event(tmp_path):
+    rows = np.zeros((3, 2101))
+    rows[:2, :6] = [500.0, 0.0, 0.0, 500.0, 0.0, np.pi]
+    rows[2, :3] = [300.0, 0.0, 0.0]  # one jet only
+    path = tmp_path / "events_anomalydetection.h5"
+    pd.DataFrame(rows).to_hdf(path, key="df", mode="w")
+    return path
+
+
+def test_events_dropped_are_counted_with_their_reason(lhco_with_a_single_jet_event, tmp_path,
+                                                       capsys):
+    output = tmp_path / "dijets.parquet"
+    conversion = convert(lhco_with_a_single_jet_event, output)
+    reason = "fewer than two anti-kt R = 1 jets with pT > 20 GeV"
+    assert conversion.as_dict() == {
+        "source": str(lhco_with_a_single_jet_event), "output": str(output), "format": "lhco",
+        "events_read": 3, "rows": 2, "dropped": {reason: 1}}
+    assert main(["convert", str(lhco_with_a_single_jet_event), str(output)]) == 0
+    assert capsys.readouterr().out == f"wrote 2 rows to {output}\ndropped 1 of 3 events: {reason}\n"
+
+
+def test_stdout_carries_only_the_program_output(lhco_with_a_single_jet_event, tmp_path):
+    """FastJet's banner (printed at its first clustering) stays off stdout."""
+    output = tmp_path / "dijets.parquet"
+    result = subprocess.run(
+        [Path(sys.executable).with_name("hepclust"), "convert",
+         str(lhco_with_a_single_jet_event), str(output)], capture_output=True, text=True,
+        check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"wrote 2 rows to {output}",
+        "dropped 1 of 3 events: fewer than two anti-kt R = 1 jets with pT > 20 GeV"]
+    assert "FastJet" not in result.stderr
+
+
+def _unwritable(tmp_path):
+    """A place this process cannot write in: a read-only directory, or for root (whom
+    permissions do not stop) a directory of /proc."""
+    if os.geteuid() == 0:
+        return Path("/proc/hepclust-absent/jets.parquet")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    return locked / "jets.parquet"
+
+
+@pytest.mark.parametrize(("where", "problem"), [
+    ("a_file/jets.parquet", "a_file is a file, not a directory"),
+    ("a_file/deeper/jets.parquet", "a_file is a file, not a directory"),
+    ("a_directory", "is a directory"),
+    (None, "cannot be written"),
+])
+def test_an_output_path_that_cannot_be_written_exits_2_naming_it(hls4ml_file, tmp_path,
+                                                                  capsys, where, problem):
+    (tmp_path / "a_file").write_text("not a directory")
+    (tmp_path / "a_directory").mkdir()
+    output = tmp_path / where if where else _unwritable(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["convert", str(hls4ml_file), str(output)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hepclust: error: {output}: ")
+    assert problem in err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing partial left
+    assert (tmp_path / "a_file").read_text() == "not a directory"
+
+
+def test_a_trackml_event_whose_particles_cannot_be_written_writes_nothing(trackml_event,
+                                                                         tmp_path):
+    output = tmp_path / "out" / "event1.parquet"
+    output.parent.mkdir()
+    (tmp_path / "out" / "event1-particles.parquet").mkdir()
+    with pytest.raises(InputError, match=r"event1-particles\.parquet: is a directory"):
+        convert(trackml_event, output)
+    assert not output.exists()

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from hepclust.cli import main
@@ -120,3 +121,17 @@ def test_several_events_need_a_named_event(event, tmp_path, capsys):
     with pytest.raises(SystemExit, match="2"):
         main(["score", str(submission), str(tmp_path / "event000000007-hits.csv")])
     assert "event000000007-hits.csv: no such file" in capsys.readouterr().err
+
+
+def test_an_event_parquet_with_nan_exits_2_naming_it(event, tmp_path, capsys):
+    hits, _ = _tables()
+    x = hits["x"].to_numpy().copy()
+    x[2] = np.nan
+    pq.write_table(hits.set_column(hits.schema.get_field_index("x"), "x",
+                                   pa.array(x, pa.float32())), tmp_path / "nan.parquet")
+    submission = _write_submission(tmp_path / "sub.csv", PARTICLE)
+    with pytest.raises(SystemExit) as exit_:
+        main(["score", str(submission), str(tmp_path / "nan.parquet")])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (f"hepclust: error: {tmp_path / 'nan.parquet'}: column x "
+                                       "has 1 NaN or infinite value(s)\n")

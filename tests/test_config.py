@@ -103,6 +103,9 @@ def test_the_full_density_overlay_is_valid_and_asks_for_gpus(tmp_path):
         (lambda c: c["anomaly"].update(mjj_low=7000), "mjj_low"),
         (lambda c: c["anomaly"].update(clusters=[1, 3]), "clusters"),
         (lambda c: c["anomaly"].update(mjj_high=14000), "mjj_high"),
+        (lambda c: c["jet_clustering"].update(classes=["W", "H"]), "H"),
+        (lambda c: c["jet_clustering"].update(classes=["W"]), "W"),
+        (lambda c: c["jet_clustering"].update(classes=["W", "Z", "q"]), "jets.input"),
     ],
 )
 def test_a_wrong_key_or_value_is_named(tmp_path, change, named):
@@ -111,3 +114,12 @@ def test_a_wrong_key_or_value_is_named(tmp_path, change, named):
     result = dry_run(tmp_path, config)
     assert result.returncode != 0
     assert named in result.stderr + result.stdout
+
+
+def test_the_jet_classes_default_to_w_z_top():
+    from snakemake.utils import validate
+
+    config = tiny()
+    del config["jet_clustering"]["classes"]
+    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    assert config["jet_clustering"]["classes"] == ["W", "Z", "top"]

@@ -6,6 +6,7 @@ import pytest
 import skhep_testdata
 import uproot
 
+from damage import assert_read_or_refused
 from hepclust.errors import InputError
 from hepclust.io.delphes import PION_MASS, read_delphes
 from hepclust.io.schema import PARTICLES
@@ -138,3 +139,21 @@ def test_damaged_files(tmp_path, garbage_file, truncated_copy, empty_file):
                  empty_file(tmp_path / "empty.root"), tmp_path / "absent.root"):
         with pytest.raises(InputError, match=path.name):
             read_delphes(path)
+
+
+def test_a_corrupted_basket_is_named(tmp_path):
+    """Every zlib-compressed block ("ZL" header) with a byte of its data changed: the
+    checksum fails in zlib (zlib.error, not an OSError)."""
+    data = bytearray(REAL.read_bytes())
+    start = 0
+    while (start := data.find(b"ZL\x08", start + 1)) >= 0:
+        data[start + 20] ^= 0xFF
+    (tmp_path / "basket.root").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"basket\.root: not a readable Delphes ROOT file "
+                                         r"\(Error -3 while decompressing"):
+        read_delphes(tmp_path / "basket.root")
+
+
+def test_damaged_copies_give_particles_or_an_input_error(tmp_path):
+    # A dozen cases: the real file is 1.2 MB and each read decompresses it.
+    assert assert_read_or_refused(read_delphes, REAL, tmp_path / "damaged", cases=12) > 0

@@ -3,6 +3,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from damage import assert_read_or_refused
 from hepclust.errors import InputError
 from hepclust.io.hls4ml import (
     CONSTITUENT_FEATURES,
@@ -173,3 +174,30 @@ def test_damaged_files(tmp_path, garbage_file, truncated_copy, empty_file):
                  empty_file(tmp_path / "empty.h5"), tmp_path / "absent.h5"):
         with pytest.raises(InputError, match=path.name):
             read_hls4ml(path)
+
+
+def test_a_corrupt_metadata_heap_is_named(tmp_path):
+    """The root group's local heap with a free-list offset past its end: h5py raises
+    RuntimeError ('bad heap free list'), not OSError."""
+    data = bytearray(_write(tmp_path / "good.h5").read_bytes())
+    heap = data.find(b"HEAP")
+    data[heap + 16: heap + 24] = (0x7777).to_bytes(8, "little")
+    (tmp_path / "heap.h5").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"heap\.h5: not a readable HDF5 file .*bad heap"):
+        read_hls4ml(tmp_path / "heap.h5")
+
+
+def test_constituents_stored_as_strings_are_named(tmp_path):
+    path = _write(tmp_path / "strings.h5")
+    with h5py.File(path, "a") as handle:
+        values = handle["jetConstituentList"][()]
+        del handle["jetConstituentList"]
+        handle["jetConstituentList"] = values.astype("S8")
+    with pytest.raises(InputError, match=r"strings\.h5: dataset jetConstituentList holds \|S8 "
+                                         "values, not numbers"):
+        read_hls4ml(path)
+
+
+def test_damaged_copies_give_jets_or_an_input_error(tmp_path):
+    source = _write(tmp_path / "jetImage_0_30p_0_3.h5")
+    assert assert_read_or_refused(read_hls4ml, source, tmp_path / "damaged") > 0

@@ -4,6 +4,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from damage import assert_read_or_refused
 from hepclust.errors import InputError
 from hepclust.io.lhco import N_COLUMNS, iter_lhco, read_lhco
 from hepclust.io.schema import DIJETS
@@ -124,3 +125,36 @@ def test_df_in_no_pandas_layout(tmp_path):
         handle["df/values"] = np.zeros((2, N_COLUMNS))
     with pytest.raises(InputError, match=r"not_pandas\.h5: 'df' is neither a pandas fixed"):
         read_lhco(tmp_path / "not_pandas.h5")
+
+
+def test_values_stored_as_strings_are_named(tmp_path):
+    path = _write(tmp_path / "strings.h5")
+    with h5py.File(path, "a") as handle:
+        values = handle["df/block0_values"][()]
+        del handle["df/block0_values"]
+        handle["df/block0_values"] = values.astype("S8")
+    with pytest.raises(InputError, match=r"strings\.h5: 'df' block .*block0_values holds \|S8"):
+        read_lhco(path)
+
+
+def test_values_no_collision_gives_are_named(tmp_path):
+    rows = _rows(EVENTS)
+    rows[1, 1] = 1e12  # an eta
+    with pytest.raises(InputError, match=r"eta\.h5: a particle has pT above 14000 GeV, \|eta\|"):
+        read_lhco(_write(tmp_path / "eta.h5", rows=rows))
+
+
+def test_damaged_pickled_column_labels_are_named(tmp_path):
+    """A pickle of the table layout's column labels claiming 2^63 bytes: OverflowError."""
+    path = _write(tmp_path / "pickle.h5", layout="table")
+    with h5py.File(path, "a") as handle:
+        handle["df"].attrs["non_index_axes"] = np.void(
+            b"\x80\x04\x8e" + (2**63 + 5).to_bytes(8, "little"))
+    with pytest.raises(InputError, match=r"pickle\.h5: 'df' table has unreadable column"):
+        read_lhco(path)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_damaged_copies_give_dijets_or_an_input_error(tmp_path, layout):
+    source = _write(tmp_path / "events_anomalydetection.h5", layout=layout)
+    assert assert_read_or_refused(read_lhco, source, tmp_path / "damaged") > 0

@@ -4,6 +4,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from damage import assert_read_or_refused
 from hepclust.errors import InputError
 from hepclust.io.schema import TRACKML_HITS, TRACKML_PARTICLES
 from hepclust.io.trackml import event_prefix, read_trackml_event, write_trackml_csv
@@ -107,6 +108,10 @@ def test_float32_text_round_trip_over_many_values(tmp_path):
     ({"hits": HITS.rsplit("\n", 2)[0] + "\n"}, "truth.csv", "1 row.*absent from"),
     ({"hits": HITS.replace(",7,2,1\n3", ",700,2,1\n3")}, "hits.csv", "not a readable"),
     ({"hits": HITS.splitlines()[0] + "\n"}, "hits.csv", "holds no rows"),
+    ({"truth": TRUTH.replace(",1.00049e-05", ",-1.00049e-05")}, "truth.csv",
+     "weight is negative for 1 hit.*hit_id 2"),
+    ({"particles": PARTICLES.rsplit("\n", 2)[0] + "\n"}, "truth.csv",
+     "1 hit.*absent from event000001000-particles.csv.*particle_id 22525763437723648"),
 ])
 def test_malformed_events_are_rejected(tmp_path, files, bad_file, problem):
     path = _event(tmp_path, **files)
@@ -127,3 +132,23 @@ def test_damaged_files(tmp_path, garbage_file, truncated_copy, empty_file, part)
         make(directory / name)
         with pytest.raises(InputError, match=name):
             read_trackml_event(directory / name)
+
+
+@pytest.mark.parametrize("part", ["hits", "truth", "particles"])
+def test_damaged_copies_give_an_event_or_an_input_error(tmp_path, part):
+    source = _event(tmp_path / "source").with_name(f"{EVENT}-{part}.csv")
+    event = _event(tmp_path / "event").with_name(source.name)
+
+    def read(damaged):  # the damaged file in place of its part of the event
+        event.write_bytes(damaged.read_bytes())
+        read_trackml_event(event)
+
+    assert assert_read_or_refused(read, source, tmp_path / "damaged") > 0
+
+
+def test_a_header_that_is_not_utf8_is_named(tmp_path):
+    hits = _event(tmp_path)
+    truth = hits.with_name(f"{EVENT}-truth.csv")
+    truth.write_bytes(truth.read_bytes().replace(b"tpx", b"t\xb2x", 1))
+    with pytest.raises(InputError, match=rf"{EVENT}-truth\.csv: not a readable TrackML CSV"):
+        read_trackml_event(hits)

@@ -3,6 +3,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from damage import assert_read_or_refused
 from hepclust.errors import InputError
 from hepclust.io.parquet import merge_shuffled, read_table, write_table
 from hepclust.io.schema import DIJETS, JETS, TRACKML_PARTICLES
@@ -93,3 +94,29 @@ def test_merge_shuffles_reproducibly(tmp_path):
     assert first == again
     assert sorted(first) == [*range(50), *range(100, 150)]
     assert first != sorted(first)
+
+
+@pytest.mark.parametrize("column", ["vz", "px"])
+def test_reading_refuses_nan_and_infinity(tmp_path, column):
+    path = tmp_path / "nan.parquet"
+    table = particles_table(**{column: np.array([0.0, np.nan, np.inf])})
+    pq.write_table(table.cast(TRACKML_PARTICLES), path)  # what write_table would refuse
+    with pytest.raises(InputError, match=rf"nan\.parquet: column {column} has 2 NaN"):
+        read_table(path, TRACKML_PARTICLES)
+
+
+def test_reading_refuses_nan_in_a_particle_list(tmp_path, toy_jets):
+    path = tmp_path / "nan.parquet"
+    lists = toy_jets["part_eta"].to_pylist()
+    lists[3][1] = float("nan")
+    pq.write_table(toy_jets.set_column(toy_jets.schema.get_field_index("part_eta"), "part_eta",
+                                       pa.array(lists, pa.list_(pa.float32()))), path)
+    with pytest.raises(InputError, match=r"nan\.parquet: column part_eta has 1 NaN"):
+        read_table(path, JETS)
+
+
+def test_damaged_copies_give_a_table_or_an_input_error(tmp_path, toy_jets):
+    source = tmp_path / "jets.parquet"
+    write_table(toy_jets.slice(0, 8), source, JETS)
+    assert assert_read_or_refused(lambda path: read_table(path, JETS), source,
+                                  tmp_path / "damaged") > 0

@@ -35,7 +35,6 @@ from hepclust.tracking.split_stop import (
     Stop,
     binary_entropy,
     cluster_scores,
-    split_entropy_loss,
     split_entropy_terms,
     stop_labels,
 )
@@ -45,6 +44,11 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 
 # ---- Split entropy loss ----------------------------------------------------------------
+
+def split_entropy_loss(p, cluster, particle):
+    """The mean Split loss over the clusters holding at least two particles."""
+    return split_entropy_terms(p, cluster, particle).losses.mean()
+
 
 def two_clusters():
     """Cluster 0: particles 11 (points 0-2) and 22 (points 3-4); cluster 1: particles 33

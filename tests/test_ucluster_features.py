@@ -17,6 +17,7 @@ from hepclust.ucluster.features import (
     Standardizer,
     mass_bin_labels,
     particle_features,
+    select_classes,
 )
 
 
@@ -130,3 +131,37 @@ def test_standardizer_round_trips_through_json_and_keeps_constant_features():
     assert back.transform(features, mask)[0, 0] == pytest.approx([-2 / np.sqrt(8 / 3), 0.0])
     with pytest.raises(ValueError, match="positive std"):
         Standardizer.from_dict({"mean": [0.0], "std": [0.0]})
+
+
+def five_class_jets(toy_jets) -> pa.Table:
+    """The toy jets with hls4ml's five labels in turn: W, Z, top, q, g, W, ..."""
+    return toy_jets.set_column(toy_jets.schema.get_field_index("label"), "label",
+                               pa.array(np.arange(toy_jets.num_rows) % 5, pa.int8()))
+
+
+def test_select_classes_keeps_the_chosen_classes_relabelled_in_their_order(toy_jets):
+    jets = five_class_jets(toy_jets)
+    selected, summary = select_classes(jets, ["top", "g", "W"])
+    original = jets["label"].to_numpy()
+    keep = np.isin(original, [2, 4, 0])
+    assert selected.num_rows == keep.sum() == 36
+    assert selected["label"].to_numpy().tolist() == \
+        [{2: 0, 4: 1, 0: 2}[code] for code in original[keep]]
+    assert selected["jet_mass"].to_pylist() == jets["jet_mass"].filter(pa.array(keep)).to_pylist()
+    assert selected.schema.equals(jets.schema)
+    assert summary == {"classes": ["top", "g", "W"], "jets": {"top": 12, "g": 12, "W": 12},
+                       "left_out": {"Z": 12, "q": 12}}
+    everything, summary = select_classes(jets, ["W", "Z", "top", "q", "g"])
+    assert everything["label"].to_numpy().tolist() == original.tolist()
+    assert summary["left_out"] == {}
+
+
+@pytest.mark.parametrize(("classes", "problem"), [
+    (["W", "Z", "top", "q"], "holds no q jets"),
+    (["W", "W"], "two or more distinct"),
+    (["W"], "two or more distinct"),
+    (["W", "H"], "two or more distinct"),
+])
+def test_select_classes_refuses_classes_the_file_cannot_give(toy_jets, classes, problem):
+    with pytest.raises(InputError, match=f"jets.parquet: .*{problem}"):
+        select_classes(toy_jets, classes, "jets.parquet")

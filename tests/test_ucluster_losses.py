@@ -5,13 +5,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from hepclust.ucluster.losses import (
-    Centroids,
-    cluster_loss,
-    focal_loss,
-    hard_assignments,
-    soft_assignments,
-)
+from hepclust.ucluster.losses import cluster_loss, focal_loss
 from hepclust.ucluster.metrics import cluster_accuracy, matching
 
 
@@ -62,14 +56,6 @@ def three_points():
     return embedding, centroids, math.log(3) / 2
 
 
-def test_soft_and_hard_assignments():
-    embedding, centroids, alpha = three_points()
-    pi = soft_assignments(embedding, centroids, alpha)
-    torch.testing.assert_close(pi, torch.tensor([[0.75, 0.25], [0.5, 0.5], [0.25, 0.75]]))
-    assert hard_assignments(torch.tensor([[0.2], [1.9], [5.0], [-3.0]]),
-                            centroids).tolist() == [0, 1, 1, 0]
-
-
 def test_cluster_loss_and_its_gradient_by_hand():
     embedding, centroids, alpha = three_points()
     # Squared distances (0, 4), (1, 1), (9, 1) weighted by pi: (1 + 1 + 3) / 3.
@@ -92,20 +78,6 @@ def test_cluster_loss_is_the_nearest_centroid_distance_at_large_alpha():
                                                                                 generator=generator)
     nearest = torch.cdist(embedding, centroids).min(dim=1).values.square().mean()
     torch.testing.assert_close(cluster_loss(embedding, centroids, alpha=1e4), nearest)
-
-
-def test_centroids_are_trained_by_the_optimiser():
-    embedding, _, alpha = three_points()
-    centroids = Centroids(torch.tensor([[0.0], [2.0]]))
-    assert isinstance(centroids.mu, torch.nn.Parameter)
-    loss = centroids(embedding.detach(), alpha)
-    assert loss.item() == pytest.approx(5 / 3, rel=1e-6)
-    optimiser = torch.optim.SGD(centroids.parameters(), lr=0.1)
-    loss.backward()
-    optimiser.step()
-    assert centroids.mu.detach().ravel().tolist() == pytest.approx(
-        [0.1 * (1 + 1.5 * (1 - alpha)) / 3, 2 - 0.1 * (0.5 - 2.25 * alpha) / 3], rel=1e-5)
-    assert centroids.assign(torch.tensor([[0.3], [1.9]])).tolist() == [0, 1]
 
 
 def test_accuracy_of_a_permuted_labelling_is_one():

@@ -1,12 +1,14 @@
 """The UCluster training loop (schedule, batches, checkpoints, resume) and the jets stages."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 from torch import nn
 
 from hepclust.ucluster import evaluation
-from hepclust.ucluster.jets import load_model, new_model, prepare, save_model
+from hepclust.ucluster.features import select_classes
+from hepclust.ucluster.jets import load_model, new_model, prepare, save_model, train_supervised
 from hepclust.ucluster.training import Schedule, batches, train
 
 SETTINGS = {
@@ -122,7 +124,8 @@ def test_knn_separates_separable_classes():
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], 100)
     points = rng.normal(size=(300, 2)) * 0.1 + labels[:, None]
-    result = evaluation.knn_evaluation(points[::2], labels[::2], points[1::2], labels[1::2], 5)
+    result = evaluation.knn_evaluation(points[::2], labels[::2], points[1::2], labels[1::2], 5,
+                                       classes=["W", "Z", "top"])
     assert result["accuracy"] == 1.0
     assert all(auc == 1.0 for auc in result["auc"].values())
     assert result["roc"]["W"]["tpr"][-1] == 1.0
@@ -137,8 +140,9 @@ def test_nearest_centroid_and_seed_summary():
     seeds = [
         {key: value for key in evaluation.HEADLINE}
         | {
-            "knn_embedding_auc": dict.fromkeys(evaluation.CLASSES, value),
-            "knn_mass_auc": dict.fromkeys(evaluation.CLASSES, 0.5),
+            "classes": ["W", "Z", "top"],
+            "knn_embedding_auc": dict.fromkeys(["W", "Z", "top"], value),
+            "knn_mass_auc": dict.fromkeys(["W", "Z", "top"], 0.5),
             "roc": {},
         }
         for value in (0.6, 0.8)
@@ -149,3 +153,19 @@ def test_nearest_centroid_and_seed_summary():
     assert combined["over_seeds"]["knn_embedding_auc"]["top"]["std"] == pytest.approx(0.1)
     assert len(combined["seeds"]) == 2
     assert "roc" not in combined["seeds"][0]
+
+
+def test_the_supervised_model_has_one_output_per_chosen_class(toy_jets, tmp_path):
+    # hls4ml's five classes (the crash of a 3-class model on label 4), then W and top alone.
+    five = toy_jets.set_column(toy_jets.schema.get_field_index("label"), "label",
+                               pa.array(np.arange(toy_jets.num_rows) % 5, pa.int8()))
+    for classes in (["W", "Z", "top", "q", "g"], ["top", "W"]):
+        jets, _ = select_classes(five, classes)
+        train_arrays, _, _ = prepare(jets, SETTINGS, seed=5)
+        settings = {**SETTINGS, "classes": classes, "supervised_epochs": 1}
+        model, history = train_supervised(train_arrays, settings, 5, torch.device("cpu"),
+                                          tmp_path / "-".join(classes))
+        assert len(history) == 1
+        logits, _ = model.eval()(torch.from_numpy(train_arrays["features"][:4]),
+                                 torch.from_numpy(train_arrays["mask"][:4]))
+        assert logits.shape == (4, len(classes))

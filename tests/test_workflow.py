@@ -5,14 +5,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 
 from hepclust.cli import main
 from hepclust.io.hls4ml import write_hls4ml
+from hepclust.io.lhco import N_COLUMNS
 from hepclust.io.parquet import read_table
 from hepclust.io.schema import JETS, TRACKML_EVENT_HITS
 from hepclust.tracking.score import score_event
@@ -304,3 +308,72 @@ def test_real_trackml_events_replace_the_simulated_ones(run, tmp_path):
     for event in (1, 2, 7):
         weights = thinned.filter(pc.equal(thinned["event_id"], event))["weight"]
         assert pc.sum(weights).as_py() == pytest.approx(1.0, rel=1e-4)
+
+
+FIVE_CLASSES = ["W", "Z", "top", "q", "g"]
+DROP_REASON = "fewer than two anti-kt R = 1 jets with pT > 20 GeV"
+
+
+def lhco_rows(n_events: int, seed: int) -> np.ndarray:
+    """Rows of the R&D file: two back-to-back jets of six particles each (about 1.5 TeV,
+    m_jj about 3.4 TeV), 10% labelled signal; then one event of a single particle."""
+    rng = np.random.default_rng(seed)
+    rows = np.zeros((n_events + 1, N_COLUMNS))
+    for event in range(n_events):
+        particles = []
+        for eta, phi in ((0.5, 0.0), (-0.5, np.pi)):
+            for _ in range(6):
+                particles += [rng.uniform(150, 350), eta + rng.normal(0, 0.2),
+                              np.angle(np.exp(1j * (phi + rng.normal(0, 0.2))))]
+        rows[event, :len(particles)] = particles
+        rows[event, -1] = event % 10 == 0
+    rows[n_events, :3] = [800.0, 0.0, 0.0]
+    return rows
+
+
+@pytest.mark.workflow
+def test_real_layout_hls4ml_and_lhco_files_run_the_jets_and_dijet_stages(tmp_path, toy_jets):
+    """The jets analysis on an hls4ml file holding all five classes, and the anomaly
+    search on an LHC Olympics file, from conversion to metrics."""
+    five = toy_jets.set_column(toy_jets.schema.get_field_index("label"), "label",
+                               pa.array(np.arange(toy_jets.num_rows) % 5, pa.int8()))
+    write_hls4ml(tmp_path / "jetImage_0_30p_0_60.h5", five, max_constituents=30)
+    pd.DataFrame(lhco_rows(60, seed=3)).to_hdf(tmp_path / "events_anomalydetection.h5",
+                                              key="df", mode="w")
+    config = yaml.safe_load((ROOT / ".test/config/config.yaml").read_text())
+    config["jets"]["input"] = [str(tmp_path / "jetImage_0_30p_0_60.h5")]
+    config["dijets"]["input"] = [str(tmp_path / "events_anomalydetection.h5")]
+    config["jet_clustering"].update(classes=FIVE_CLASSES, clusters=5, seeds=1)
+    config["anomaly"].update(seeds=1, clusters=[2], scan_clusters=2, mjj_low=2500,
+                             mjj_high=4500)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    work = tmp_path / "run"
+    result = snakemake(work, "results/jets/metrics.json", "results/anomaly/metrics.json",
+                       "results/data/summary.json", configfile=tmp_path / "config.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    prepared = json.loads((work / "results/jets/data/summary.json").read_text())
+    assert prepared["classes"] == FIVE_CLASSES
+    assert prepared["jets"] == dict.fromkeys(FIVE_CLASSES, 12)
+    assert prepared["left_out"] == {}
+    metrics = json.loads((work / "results/jets/metrics.json").read_text())
+    assert metrics["classes"] == FIVE_CLASSES
+    assert set(metrics["knn_embedding_auc"]) == set(FIVE_CLASSES)
+    assert 0 <= metrics["supervised_accuracy"] <= 1
+    assert len(metrics["cluster_sizes"]["ucluster"]) == 5
+    supervised = torch.load(work / f"results/jets/seed{metrics['seed']}/supervised.pt",
+                            weights_only=True)
+    assert supervised["num_classes"] == 5
+
+    summary = json.loads((work / "results/data/summary.json").read_text())
+    assert summary["jets"]["converted"]["rows"] == 60
+    assert summary["dijets"]["events"] == 60
+    assert summary["dijets"]["converted"]["events_read"] == 61
+    assert summary["dijets"]["converted"]["dropped"] == {DROP_REASON: 1}
+    log = (work / "results/logs/convert/dijets/events_anomalydetection.log").read_text()
+    assert f"dropped 1 of 61 events: {DROP_REASON}" in log
+    assert "FastJet" not in log  # its banner is silenced
+    anomaly = json.loads((work / "results/anomaly/metrics.json").read_text())
+    assert anomaly["eval_events"] == 16
+    assert set(anomaly["max_sb_by_k"]) == {"2"}
+    assert len(anomaly["clusterings"]) == 2  # K = 2 on 16 and on 8 training events

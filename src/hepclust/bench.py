@@ -41,7 +41,7 @@ def conversion_rate(jets_path: str | Path) -> dict:
         source = Path(scratch) / "jets_hls4ml.h5"
         write_hls4ml(source, jets)
         start = time.perf_counter()
-        rows = convert(source, Path(scratch) / "jets.parquet")
+        rows = convert(source, Path(scratch) / "jets.parquet").rows
         seconds = time.perf_counter() - start
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
 

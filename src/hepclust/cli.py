@@ -66,8 +66,8 @@ def _add_convert(commands) -> None:
 
 
 def _convert(args: argparse.Namespace) -> None:
-    rows = convert(args.input, args.output, format=args.format, max_events=args.max_events)
-    print(f"wrote {rows} rows to {args.output}")
+    print(convert(args.input, args.output, format=args.format,
+                  max_events=args.max_events).report())
 
 
 def _add_score(commands) -> None:

@@ -39,6 +39,16 @@ def _check_tracking_generation():
 
 _check_tracking_generation()
 
+
+def _check_jet_classes():
+    """Generated jets are W, Z and top only: other classes need real (hls4ml) files."""
+    others = [c for c in config["jet_clustering"]["classes"] if c not in JET_PROCESSES]
+    if others and not config["jets"]["input"]:
+        raise ValueError(
+            f"config: jet_clustering.classes names {', '.join(others)}, which only real "
+            f"files have (jets.input); the generated jets are {', '.join(JET_PROCESSES)}"
+        )
+
 # Rule scripts import hepclust from this checkout whatever environment runs them
 # (the project venv, a conda env made by --sdm conda, a SLURM job).
 SRC = str(Path(workflow.basedir) / "src")
@@ -48,6 +58,9 @@ os.environ.update(
 
 JET_PROCESSES = ["W", "Z", "top"]
 DIJET_PROCESSES = ["qcd", "signal"]
+
+
+_check_jet_classes()
 
 
 wildcard_constraints:
@@ -118,6 +131,11 @@ def task_parts(task):
     if real:
         return expand("results/data/{task}/converted/{name}.parquet", task=task, name=real)
     return jets_generated() if task == "jets" else dijets_generated()
+
+
+def conversion_summaries(task):
+    """What converting each real file of a task read and left out ([] when generated)."""
+    return expand("results/data/{task}/converted/{name}.json", task=task, name=real_inputs(task))
 
 
 def merge_jets_input(wildcards):

@@ -2,7 +2,8 @@ rule convert_real_input:
     input:
         converted_source,
     output:
-        "results/data/{task}/converted/{name}.parquet",
+        table="results/data/{task}/converted/{name}.parquet",
+        summary="results/data/{task}/converted/{name}.json",
     log:
         "results/logs/convert/{task}/{name}.log",
     params:

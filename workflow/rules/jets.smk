@@ -11,11 +11,12 @@ rule prepare_jet_clustering:
         train="results/jets/data/train.npz",
         test="results/jets/data/test.npz",
         standardizer="results/jets/data/standardizer.json",
+        summary="results/jets/data/summary.json",
     log:
         "results/logs/jets/prepare.log",
     params:
         seed=config["seed"],
-        settings=jet_settings("train_fraction", "max_particles"),
+        settings=jet_settings("classes", "train_fraction", "max_particles"),
     resources:
         mem_mb=6000,
         runtime=20,
@@ -99,7 +100,7 @@ rule train_supervised_jets:
         "results/benchmarks/jets/supervised_{seed}.tsv"
     params:
         checkpoints="results/jets/seed{seed}/checkpoints/supervised",
-        settings=jet_settings(*JET_TRAINING_KEYS, "supervised_epochs"),
+        settings=jet_settings(*JET_TRAINING_KEYS, "classes", "supervised_epochs"),
         device=config["device"],
         processes=config["jet_clustering"]["processes"],
     threads: config["jet_clustering"]["processes"]
@@ -126,7 +127,9 @@ rule evaluate_jets:
     log:
         "results/logs/jets/evaluate_{seed}.log",
     params:
-        settings=jet_settings("batch_size", "clusters", "knn_neighbours", "tsne_jets"),
+        settings=jet_settings(
+            "batch_size", "classes", "clusters", "knn_neighbours", "tsne_jets"
+        ),
         device=config["device"],
     resources:
         gpu=gpus_for_training,

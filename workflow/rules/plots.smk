@@ -50,6 +50,8 @@ rule summarize_data:
     input:
         jets="results/data/jets.parquet",
         dijets="results/data/dijets.parquet",
+        jet_conversions=conversion_summaries("jets"),
+        dijet_conversions=conversion_summaries("dijets"),
     output:
         "results/data/summary.json",
     log:

@@ -17,10 +17,16 @@ from hepclust.io.schema import DIJETS
 MIN_JET_PT = 20.0  # GeV; keeps soft fragments out of the jet list
 
 
+def drop_reason(radius: float) -> str:
+    """Why `dijet_table` leaves an event out."""
+    return f"fewer than two anti-kt R = {radius:g} jets with pT > {MIN_JET_PT:g} GeV"
+
+
 def dijet_table(particles: ak.Array, labels: np.ndarray, radius: float = 1.0,
                 max_particles: int = 700) -> pa.Table:
     """`particles`: records (pt, eta, phi) per event, padding removed, optional `mass`.
-    Returns a table in the `DIJETS` schema, one row per event with two jets."""
+    Returns a table in the `DIJETS` schema, one row per event with two jets (the others
+    are left out, for `drop_reason`)."""
     mass = particles.mass if "mass" in ak.fields(particles) else 0.0
     px, py, pz, energy = cartesian(particles.pt, particles.eta, particles.phi, mass)
     momenta = momentum_records(px, py, pz, energy)

@@ -14,9 +14,15 @@ import warnings
 
 import awkward as ak
 import fastjet
+import fastjet._swig
 import numpy as np
 
 from hepclust.features.kinematics import momentum_records, rapidity, wrap_phi
+
+# FastJet prints a 13-line banner on stdout at its first clustering; a null stream (the
+# C++ ClusterSequence::set_fastjet_banner_stream, only reachable through the SWIG module)
+# silences it, so that stdout carries only the program's own output.
+fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)
 
 # Large enough that the kt beam distance never wins inside one jet.
 _KT_AXES_RADIUS = 10.0

@@ -10,6 +10,8 @@ towers 0; all neutrals charge 0 and their stored ``E``. Entries with pT = 0 are 
 Delphes writes some EFlowTrack entries with PT = P = 0 and Eta = 999.9.
 """
 
+import lzma
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +34,9 @@ PARTICLE_FLOW = (("EFlowTrack", None), ("EFlowPhoton", PHOTON_PID),
 TRACKS_AND_TOWERS = (("Track", None), ("Tower", TOWER_PID))
 _TRACK_FIELDS = ("PT", "Eta", "Phi", "P", "PID", "Charge")
 _NEUTRAL_FIELDS = ("ET", "Eta", "Phi", "E")
-_READ_ERRORS = (OSError, ValueError, uproot.deserialization.DeserializationError)
+# What uproot raises on a damaged file, a corrupted compressed basket among them.
+_READ_ERRORS = (OSError, ValueError, uproot.deserialization.DeserializationError, zlib.error,
+                lzma.LZMAError)
 
 
 def read_delphes(path: str | Path, max_events: int | None = None) -> pa.Table:

@@ -73,8 +73,8 @@ def iter_hls4ml(path: str | Path, max_jets: int | None = None,
     """The jets of one file as `JETS` tables of at most `chunk_size` rows."""
     path = Path(path)
     with open_hdf5(path) as handle:
-        constituents = dataset(handle, "jetConstituentList", 3, path)
-        jets = dataset(handle, "jets", 2, path)
+        constituents = dataset(handle, "jetConstituentList", 3, path, numeric=True)
+        jets = dataset(handle, "jets", 2, path, numeric=True)
         if constituents.shape[0] != jets.shape[0]:
             raise InputError(path, f"jetConstituentList has {constituents.shape[0]} jets "
                                    f"but jets has {jets.shape[0]}")

@@ -10,6 +10,7 @@ through `hepclust.features.dijets.dijet_table`, which drops events with fewer th
 
 import io
 import pickle
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,23 +21,27 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from hepclust.errors import InputError
-from hepclust.features.dijets import dijet_table
-from hepclust.io.hdf5 import check_finite, open_hdf5, read_errors
+from hepclust.features.dijets import dijet_table, drop_reason
+from hepclust.io.hdf5 import check_finite, check_numeric, open_hdf5, read_errors
 
 MAX_PARTICLES = 700
+# Bounds no particle of a 13 TeV collision exceeds (damaged files hold any number).
+MAX_PT, MAX_ABS_ETA = 14_000.0, 20.0
 N_COLUMNS = 3 * MAX_PARTICLES + 1
 
 RowReader = Callable[[int, int], np.ndarray]
 
 
-def read_lhco(path: str | Path, max_events: int | None = None, radius: float = 1.0) -> pa.Table:
+def read_lhco(path: str | Path, max_events: int | None = None, radius: float = 1.0,
+              dropped: Counter | None = None) -> pa.Table:
     """The dijet table of the file's first `max_events` events (all by default)."""
-    return pa.concat_tables(iter_lhco(path, max_events, radius))
+    return pa.concat_tables(iter_lhco(path, max_events, radius, dropped=dropped))
 
 
 def iter_lhco(path: str | Path, max_events: int | None = None, radius: float = 1.0,
-              chunk_size: int = 10_000) -> Iterator[pa.Table]:
-    """`DIJETS` tables, one per chunk of `chunk_size` events read."""
+              chunk_size: int = 10_000, dropped: Counter | None = None) -> Iterator[pa.Table]:
+    """`DIJETS` tables, one per chunk of `chunk_size` events read. The events left out
+    (fewer than two jets) are counted in `dropped` by reason."""
     path = Path(path)
     with open_hdf5(path) as handle:
         n_rows, read_rows = _frame(handle, path)
@@ -49,7 +54,11 @@ def iter_lhco(path: str | Path, max_events: int | None = None, radius: float = 1
                 with read_errors(path):
                     rows = read_rows(start, stop)
                 particles, labels = _events(rows, path)
-                yield dijet_table(particles, labels, radius=radius, max_particles=MAX_PARTICLES)
+                table = dijet_table(particles, labels, radius=radius,
+                                    max_particles=MAX_PARTICLES)
+                if dropped is not None and table.num_rows < len(labels):
+                    dropped[drop_reason(radius)] += len(labels) - table.num_rows
+                yield table
                 bar.update(stop - start)
 
 
@@ -62,6 +71,11 @@ def _events(rows: np.ndarray, path: Path) -> tuple[ak.Array, np.ndarray]:
     triples = rows[:, :-1].reshape(len(rows), MAX_PARTICLES, 3)
     real = triples[..., 0] > 0
     flat = {name: triples[..., i][real] for i, name in enumerate(("pt", "eta", "phi"))}
+    if (flat["pt"] > MAX_PT).any() or (np.abs(flat["eta"]) > MAX_ABS_ETA).any() \
+            or (np.abs(flat["phi"]) > 2 * np.pi).any():
+        raise InputError(path, f"a particle has pT above {MAX_PT:g} GeV, |eta| above "
+                               f"{MAX_ABS_ETA:g} or |phi| above 2 pi: not a particle of a "
+                               "collision")
     return ak.unflatten(ak.zip(flat), real.sum(axis=1)), labels.astype(np.int8)
 
 
@@ -111,6 +125,8 @@ def _placed(blocks: list, columns: list, n_rows: int, path: Path) -> list:
     if covered != list(range(len(columns))):
         raise InputError(path, "'df' blocks do not match its column list")
     for items, data, field in blocks:
+        check_numeric(data.dtype[field].base if field else data.dtype,
+                      f"'df' block {field or data.name}", path)
         shape = data.dtype[field].shape if field else data.shape[1:]
         if data.shape[0] != n_rows or shape != (len(items),):
             raise InputError(path, f"'df' block {field or data.name} has shape {data.shape}"
@@ -139,5 +155,6 @@ def _unpickled(data, path: Path):
         raise InputError(path, "'df' table lacks pandas' column metadata")
     try:
         return _PlainUnpickler(io.BytesIO(bytes(data))).load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, OverflowError, IndexError, KeyError,
+            TypeError, AttributeError, MemoryError) as err:  # what damaged pickles raise
         raise InputError(path, f"'df' table has unreadable column metadata ({err})") from err

@@ -97,7 +97,8 @@ def write_table(table: pa.Table, path: str | Path, schema: pa.Schema | None = No
 def read_table(path: str | Path, schema: pa.Schema | None = None,
                columns: list[str] | None = None) -> pa.Table:
     """Read a Parquet file, failing with the file named if it is unreadable, lacks a column
-    of `schema`, has one of the wrong type, or holds no rows."""
+    of `schema`, has one of the wrong type, holds no rows, or a NaN or infinity in a float
+    column (every float column read without a `schema`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
@@ -108,10 +109,14 @@ def read_table(path: str | Path, schema: pa.Schema | None = None,
         table = parquet.read(columns=columns)
     except InputError:
         raise
-    except (pa.ArrowException, OSError) as err:
+    except (pa.ArrowException, OSError, ValueError) as err:  # damaged metadata: ValueError
         raise InputError(path, f"not a readable Parquet file ({err})") from err
     if table.num_rows == 0:
         raise InputError(path, "holds no rows")
+    checked = table.column_names if schema is None else \
+        [name for name in schema.names if name in table.column_names]
+    for name in checked:
+        _check_finite(table.column(name), name, path)
     return table
 
 

@@ -78,6 +78,7 @@ def read_trackml_event(path: str | Path) -> tuple[pa.Table, pa.Table]:
                           optional={"particle_type": 0})
     _check_unique(particles["particle_id"], "particle_id", particles_path)
     hits = _join_truth(hits, truth, hits_path, truth_path)
+    _check_truth(hits, particles, truth_path, particles_path)
     return _with_cell_features(hits, prefix), particles
 
 
@@ -104,10 +105,11 @@ def _read_csv(path: Path, columns: tuple[str, ...], schema: pa.Schema,
     types = {name: schema.field(name).type for name in columns}
     try:
         table = csv.read_csv(path, convert_options=csv.ConvertOptions(column_types=types))
-    except (pa.ArrowInvalid, OSError) as err:
+        present = table.column_names  # a header that is not UTF-8 fails here
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as err:
         raise InputError(path, f"not a readable TrackML CSV file ({err})") from err
     for name, value in (optional or {}).items():
-        if name not in table.column_names:
+        if name not in present:
             table = table.append_column(name, pa.array(np.full(table.num_rows, value),
                                                         types[name]))
     table = conform(table, pa.schema([schema.field(n) for n in columns]), path)
@@ -141,6 +143,22 @@ def _join_truth(hits: pa.Table, truth: pa.Table, hits_path: Path, truth_path: Pa
     for name in TRUTH_COLUMNS[1:]:
         hits = hits.append_column(name, matched[name])
     return hits
+
+
+def _check_truth(hits: pa.Table, particles: pa.Table, truth_path: Path,
+                 particles_path: Path) -> None:
+    """No negative weight; every hit of a particle (id != 0, noise) has it in the particles."""
+    hit_ids = hits["hit_id"].to_numpy()
+    negative = hits["weight"].to_numpy() < 0
+    if negative.any():
+        raise InputError(truth_path, f"weight is negative for {int(negative.sum())} hit(s), "
+                                     f"e.g. hit_id {hit_ids[negative][0]}")
+    owner = hits["particle_id"].to_numpy()
+    missing = (owner != 0) & ~np.isin(owner, particles["particle_id"].to_numpy())
+    if missing.any():
+        raise InputError(truth_path, f"{int(missing.sum())} hit(s) belong to particle(s) "
+                                     f"absent from {particles_path.name}, e.g. particle_id "
+                                     f"{owner[missing][0]} (hit_id {hit_ids[missing][0]})")
 
 
 def write_trackml_csv(hits: pa.Table, particles: pa.Table, directory: str | Path,

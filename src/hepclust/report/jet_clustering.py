@@ -7,16 +7,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hepclust.io.schema import JET_LABELS
-from hepclust.ucluster.evaluation import CLASSES, HEADLINE, PAPER, tsne
-
-CLASS_NAMES = {code: name for name, code in JET_LABELS.items()}
+from hepclust.ucluster.evaluation import HEADLINE, PAPER, tsne
 
 
 def plot_roc(metrics: dict) -> plt.Figure:
     """One-vs-rest ROC curves of the KNN on the embedding (solid) and on the mass (dashed)."""
     figure, axis = plt.subplots(figsize=(6, 5))
-    for index, name in enumerate(CLASSES):
+    for index, name in enumerate(metrics["classes"]):
         color = f"C{index}"
         for source, style in (("embedding", "-"), ("mass", "--")):
             roc = metrics["roc"][source][name]
@@ -30,13 +27,13 @@ def plot_roc(metrics: dict) -> plt.Figure:
     return figure
 
 
-def plot_tsne(pictures: dict[str, np.ndarray], seed: int) -> plt.Figure:
-    """t-SNE of test embeddings before and after the clustering phase, by truth and by
-    cluster."""
+def plot_tsne(pictures: dict[str, np.ndarray], seed: int, classes: list[str]) -> plt.Figure:
+    """t-SNE of test embeddings before and after the clustering phase, by truth (label i
+    is `classes[i]`) and by cluster."""
     figure, axes = plt.subplots(2, 2, figsize=(10, 9))
     for row, stage in enumerate(("before", "after")):
         points = tsne(pictures[stage], seed)
-        for column, (key, names) in enumerate((("label", CLASS_NAMES), (f"{stage}_cluster", None))):
+        for column, (key, names) in enumerate((("label", classes), (f"{stage}_cluster", None))):
             axis = axes[row, column]
             values = pictures[key]
             for value in np.unique(values):

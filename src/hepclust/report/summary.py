@@ -40,3 +40,19 @@ def summarize_dijets(dijets: pa.Table) -> dict:
         "signal_mjj_median": float(np.median(mjj[signal])) if signal.any() else None,
         "background_mjj_median": float(np.median(mjj[~signal])) if (~signal).any() else None,
     }
+
+
+def summarize_conversions(conversions: list[dict]) -> dict:
+    """The real files converted (`hepclust.io.formats.Conversion.as_dict` each): events
+    read, rows kept, and the events left out by reason, per file and in all. Empty for
+    generated samples."""
+    if not conversions:
+        return {}
+    dropped: dict[str, int] = {}
+    for conversion in conversions:
+        for reason, count in conversion["dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + count
+    return {"converted": {"files": conversions,
+                          "events_read": sum(c["events_read"] for c in conversions),
+                          "rows": sum(c["rows"] for c in conversions),
+                          "dropped": dropped}}

@@ -1,6 +1,6 @@
 r"""Reference track finders without learning, each giving a track id per hit: connected
 components of a graph, DBSCAN on an embedding and DBSCAN on helix-unrolled hits (the
-"DBSCAN" rows of Table 3.2 of Choma, MIT thesis 2020; the Kaggle TrackML public kernels).
+"DBSCAN" rows of Table 3.2 of Choma, NYU MS thesis 2019; the Kaggle TrackML public kernels).
 
 **Helix unrolling.** A particle from the origin in a solenoidal field draws, in the
 transverse plane, a circle through the origin. With curvature c = 1 / (2R) (signed by

@@ -1,4 +1,4 @@
-r"""The clustering GNN's graph neural network (Choma, MIT thesis 2020, Sec. 2.5 and 3.1.2).
+r"""The clustering GNN's graph neural network (Choma, NYU MS thesis 2019, Sec. 2.5 and 3.1.2).
 
 Each of the K layers learns its own edge kernel, a two-layer MLP on the pair of vertex
 features squashed by a sigmoid (Sec. 2.5.2), and convolves with the weighted adjacency

@@ -1,5 +1,5 @@
-"""Divisive clustering with the Split and Stop modules, and their training (Choma, MIT
-thesis 2020, Secs. 2.6.2, 2.6.4-2.6.5, 3.1 and 3.1.3).
+"""Divisive clustering with the Split and Stop modules, and their training (Choma, NYU MS
+thesis 2019, Secs. 2.6.2, 2.6.4-2.6.5, 3.1 and 3.1.3).
 
 **Inference** (`hierarchical_clustering`, Sec. 2.6.2). The clusters start as an initial
 partition (one cluster per event, or the connected components of the GNN's graph). At
@@ -201,8 +201,8 @@ def recursive_split_losses(split: Split, features: torch.Tensor, particle: torch
             break
         p = split(features[hits], cluster, count)
         terms = split_entropy_terms(p, cluster, particle[hits], count, noise_particle)
-        several = terms.particles >= 2
-        losses.append((terms.within - terms.between)[several])
+        several = terms.several
+        losses.append(terms.losses)
         with torch.no_grad():
             right = (_truth_sides(p.detach(), cluster, particle[hits], threshold,
                                   noise_particle)

@@ -1,5 +1,5 @@
 r"""The Split and Stop modules of the clustering GNN's hierarchical stage, their losses and
-the Stop module's labels (Choma, MIT thesis 2020, Secs. 2.6.3-2.6.5 and 3.1.3).
+the Stop module's labels (Choma, NYU MS thesis 2019, Secs. 2.6.3-2.6.5 and 3.1.3).
 
 **Modules** (Sec. 2.6.3). Both are MLPs over the points of a cluster in which each layer
 also sees its cluster's mean and (biased) variance of that layer's input (Eqs. 2.31-2.34):
@@ -139,6 +139,16 @@ class SplitEntropy:
     between: torch.Tensor
     particles: torch.Tensor
 
+    @property
+    def several(self) -> torch.Tensor:
+        """Which clusters hold at least two particles: the only ones with a loss."""
+        return self.particles >= 2
+
+    @property
+    def losses(self) -> torch.Tensor:
+        """The Split loss S_within - S_between of each cluster of `several`, shape (k',)."""
+        return (self.within - self.between)[self.several]
+
 
 @dataclass(frozen=True)
 class ParticleGroups:
@@ -188,24 +198,6 @@ def split_entropy_terms(p: torch.Tensor, cluster: torch.Tensor, particle: torch.
     count = torch.bincount(groups.cluster, minlength=num_clusters)
     between = torch.where(count > 0, binary_entropy(mean_p), torch.zeros_like(mean_p))
     return SplitEntropy(within, between, count)
-
-
-def split_entropy_losses(p: torch.Tensor, cluster: torch.Tensor, particle: torch.Tensor,
-                         num_clusters: int | None = None,
-                         noise_particle: int | None = 0) -> torch.Tensor:
-    """S_within - S_between of each cluster holding at least two particles, shape (k,)."""
-    terms = split_entropy_terms(p, cluster, particle, num_clusters, noise_particle)
-    several = terms.particles >= 2
-    return (terms.within - terms.between)[several]
-
-
-def split_entropy_loss(p: torch.Tensor, cluster: torch.Tensor, particle: torch.Tensor,
-                       num_clusters: int | None = None,
-                       noise_particle: int | None = 0) -> torch.Tensor:
-    """The Split module's loss: the mean of S_within - S_between over the clusters holding
-    at least two particles (0 if none does). Shapes: p, cluster, particle (n,) -> scalar."""
-    losses = split_entropy_losses(p, cluster, particle, num_clusters, noise_particle)
-    return losses.mean() if losses.numel() else p.sum() * 0.0
 
 
 @dataclass(frozen=True)

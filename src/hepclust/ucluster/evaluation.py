@@ -1,8 +1,12 @@
-"""How good an embedding is for W/Z/top: clustering accuracy, KNN ROC curves, t-SNE.
+"""How good an embedding is for the jet classes (W/Z/top by default): clustering accuracy,
+KNN ROC curves, t-SNE.
 
 All of it takes plain numpy arrays (embeddings, labels, masses), so it is the same for
-the embeddings after pretraining and after the clustering phase.
+the embeddings after pretraining and after the clustering phase. Labels are 0..n-1, the
+index of the class in the analysis' ``classes`` (`hepclust.ucluster.features.select_classes`).
 """
+
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -10,10 +14,8 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.neighbors import KNeighborsClassifier
 
-from hepclust.io.schema import JET_LABELS
 from hepclust.ucluster.metrics import cluster_accuracy
 
-CLASSES = ("W", "Z", "top")
 ROC_POINTS = 200
 
 
@@ -28,16 +30,17 @@ def nearest_centroid(embedding: np.ndarray, centroids: np.ndarray) -> np.ndarray
 
 
 def knn_evaluation(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
-                   test_y: np.ndarray, neighbours: int = 30) -> dict:
-    """A supervised KNN: accuracy, and one-vs-rest AUC and ROC curve for each class."""
+                   test_y: np.ndarray, neighbours: int = 30, *,
+                   classes: Sequence[str]) -> dict:
+    """A supervised KNN: accuracy, and one-vs-rest AUC and ROC curve for each class, keyed
+    by its name (label i is `classes[i]`)."""
     train_x, test_x = np.asarray(train_x).reshape(len(train_x), -1), \
         np.asarray(test_x).reshape(len(test_x), -1)
     knn = KNeighborsClassifier(n_neighbors=neighbours).fit(train_x, train_y)
     probability = knn.predict_proba(test_x)
     predicted = knn.classes_[probability.argmax(axis=1)]
     auc, roc = {}, {}
-    for name in CLASSES:
-        code = JET_LABELS[name]
+    for code, name in enumerate(classes):
         column = int(np.flatnonzero(knn.classes_ == code)[0])
         truth = test_y == code
         auc[name] = float(roc_auc_score(truth, probability[:, column]))
@@ -72,6 +75,7 @@ def combine_seeds(per_seed: list[dict]) -> dict:
     """The first seed's metrics at the top level, every seed's under ``seeds``, and the
     mean and standard deviation of each headline number (AUCs per class) over seeds."""
     first = per_seed[0]
+    classes = first["classes"]
     summary = {}
     for key in HEADLINE:
         values = np.array([m[key] for m in per_seed])
@@ -79,6 +83,6 @@ def combine_seeds(per_seed: list[dict]) -> dict:
     for key in ("knn_embedding_auc", "knn_mass_auc"):
         summary[key] = {name: {"mean": float(np.mean([m[key][name] for m in per_seed])),
                                "std": float(np.std([m[key][name] for m in per_seed]))}
-                        for name in CLASSES}
+                        for name in classes}
     seeds = [{k: v for k, v in m.items() if k != "roc"} for m in per_seed]
     return {**first, "seeds": seeds, "over_seeds": summary, "paper": PAPER}

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from hepclust.errors import InputError
 from hepclust.features.kinematics import delta_r, wrap_phi
-from hepclust.io.schema import JETS, check_contract
+from hepclust.io.schema import JET_LABELS, JETS, check_contract
 
 FEATURES = ("delta_eta", "delta_phi", "log_pt", "log_e", "log_pt_rel", "log_e_rel", "delta_r",
             "pid_class")
@@ -39,6 +39,44 @@ def pid_class(pid: np.ndarray, charge: np.ndarray) -> np.ndarray:
     hadron = np.where(charge != 0, CHARGED_HADRON, NEUTRAL_HADRON)
     return np.select([magnitude == 0, magnitude == 22, magnitude == 11, magnitude == 13],
                      [UNKNOWN, PHOTON, ELECTRON, MUON], hadron).astype(np.int64)
+
+
+def select_classes(jets: pa.Table, classes: Sequence[str],
+                   source: str | Path = "jets table") -> tuple[pa.Table, dict]:
+    """The jets of `classes` (names of `JET_LABELS`), relabelled 0..n-1 in the order given,
+    and a summary: the classes, the jets kept per class and those left out per class.
+
+    The one place where the analysis' classes are chosen: downstream stages see labels
+    0..n-1 only. Fails, naming `source`, if a chosen class has no jet.
+    """
+    check_contract(jets.schema, JETS, source)
+    unknown = [name for name in classes if name not in JET_LABELS]
+    if unknown or len(set(classes)) != len(classes) or len(classes) < 2:
+        raise InputError(source, f"classes {list(classes)}: need two or more distinct names "
+                                 f"among {', '.join(JET_LABELS)}")
+    names = {code: name for name, code in JET_LABELS.items()}
+    label = jets["label"].to_numpy()
+    present = np.unique(label)
+    strange = [int(code) for code in present if int(code) not in names]
+    if strange:
+        raise InputError(source, f"label column holds unknown code(s) {strange}")
+    counts = {names[int(code)]: int((label == code).sum()) for code in present}
+    missing = [name for name in classes if name not in counts]
+    if missing:
+        raise InputError(source, f"holds no {', '.join(missing)} jets (its classes: "
+                                 f"{', '.join(counts)}); choose jet_clustering.classes "
+                                 "among those")
+    new_label = np.full(len(label), -1, np.int64)
+    for index, name in enumerate(classes):
+        new_label[label == JET_LABELS[name]] = index
+    keep = new_label >= 0
+    selected = jets.filter(pa.array(keep)).set_column(
+        jets.schema.get_field_index("label"), JETS.field("label"),
+        pa.array(new_label[keep].astype(np.int8)))
+    summary = {"classes": list(classes),
+               "jets": {name: counts[name] for name in classes},
+               "left_out": {name: n for name, n in counts.items() if name not in classes}}
+    return selected, summary
 
 
 def particle_features(jets: pa.Table, max_particles: int = 100,

@@ -23,7 +23,6 @@ from hepclust.ucluster.losses import focal_loss
 from hepclust.ucluster.training import Batch, predict, train
 
 MASS_CLASSES = 20
-TRUE_CLASSES = 3
 ARRAYS = ("features", "mask", "mass_class", "label", "jet_mass")
 
 
@@ -117,9 +116,9 @@ def train_clustering(model: ABCNet, train_arrays: dict, settings: dict, seed: in
 
 def train_supervised(train_arrays: dict, settings: dict, seed: int, device: torch.device,
                      checkpoints) -> tuple[ABCNet, list[dict]]:
-    """The upper bound: the same network trained on the true W/Z/top labels."""
+    """The upper bound: the same network trained on the true labels (of `classes`)."""
     torch.manual_seed(seed)
-    model = new_model(settings, TRUE_CLASSES)
+    model = new_model(settings, len(settings["classes"]))
 
     def loss(batch: Batch, epoch: int) -> torch.Tensor:
         logits, _ = model(batch["features"], batch["mask"])
@@ -144,10 +143,12 @@ def evaluate(pretrained: ABCNet, ucluster: ABCNet, centroids: torch.Tensor,
     kmeans = evaluation.kmeans(train_before, settings["clusters"], seed)
     before_clusters = kmeans.predict(test_before)
     after_clusters = evaluation.nearest_centroid(test_after, centroids.cpu().numpy())
-    k = settings["knn_neighbours"]
-    knn_embedding = evaluation.knn_evaluation(train_after, train_labels, test_after, labels, k)
+    k, classes = settings["knn_neighbours"], settings["classes"]
+    knn_embedding = evaluation.knn_evaluation(train_after, train_labels, test_after, labels, k,
+                                              classes=classes)
     knn_mass = evaluation.knn_evaluation(train_arrays["jet_mass"][:, None], train_labels,
-                                         test_arrays["jet_mass"][:, None], labels, k)
+                                         test_arrays["jet_mass"][:, None], labels, k,
+                                         classes=classes)
     supervised_logits, _ = predict(supervised, tensors(test_arrays),
                                    4 * settings["batch_size"], device)
     metrics = {
@@ -165,6 +166,7 @@ def evaluate(pretrained: ABCNet, ucluster: ABCNet, centroids: torch.Tensor,
                           "ucluster": np.bincount(after_clusters,
                                                   minlength=len(centroids)).tolist()},
         "seed": seed,
+        "classes": list(classes),
         "train_jets": len(train_labels),
         "test_jets": len(labels),
     }

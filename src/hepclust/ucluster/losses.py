@@ -15,11 +15,10 @@ square:
     \pi_{jk} = \mathrm{softmax}_k(-\alpha \|f_j - \mu_k\|).
 
 Gradients flow through pi as well, to the network and to the centroids, which are a
-trainable parameter updated by the same optimiser (`Centroids`).
+trainable parameter updated by the same optimiser (`hepclust.ucluster.phases`).
 """
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 
@@ -47,39 +46,9 @@ def centroid_distances(embedding: torch.Tensor, centroids: torch.Tensor) -> torc
     return torch.linalg.vector_norm(embedding.unsqueeze(1) - centroids.unsqueeze(0), dim=-1)
 
 
-def soft_assignments(embedding: torch.Tensor, centroids: torch.Tensor,
-                     alpha: float) -> torch.Tensor:
-    """pi (N, K) of Eq. (3): softmax over clusters of -alpha times the distance."""
-    return torch.softmax(-alpha * centroid_distances(embedding, centroids), dim=1)
-
-
-def hard_assignments(embedding: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
-    """The index of each embedding's nearest centroid, (N,) int64."""
-    return centroid_distances(embedding, centroids).argmin(dim=1)
-
-
 def cluster_loss(embedding: torch.Tensor, centroids: torch.Tensor,
                  alpha: float) -> torch.Tensor:
     """L_cluster of Eq. (2) for embeddings (N, E) and centroids (K, E)."""
     distance = centroid_distances(embedding, centroids)
     weights = torch.softmax(-alpha * distance, dim=1)
     return (distance.square() * weights).sum(dim=1).mean()
-
-
-class Centroids(nn.Module):
-    """K trainable cluster centres, `mu` (K, E), initialised from given positions (UCluster
-    takes k-means on the pretrained embeddings).
-
-    Give `mu` to the optimiser with the network's parameters, e.g. ``extra=[centroids.mu]``
-    for `hepclust.ucluster.training.train`; `forward` is `cluster_loss`.
-    """
-
-    def __init__(self, initial: torch.Tensor):
-        super().__init__()
-        self.mu = nn.Parameter(torch.as_tensor(initial, dtype=torch.float32).detach().clone())
-
-    def forward(self, embedding: torch.Tensor, alpha: float) -> torch.Tensor:
-        return cluster_loss(embedding, self.mu, alpha)
-
-    def assign(self, embedding: torch.Tensor) -> torch.Tensor:
-        return hard_assignments(embedding, self.mu)

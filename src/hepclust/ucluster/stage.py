@@ -38,7 +38,7 @@ def train_stage(stage: str, *, train: str | Path, model: str | Path, history: st
         classes = jets.MASS_CLASSES
     elif stage == "jets-supervised":
         network, trained = jets.train_supervised(arrays, settings, seed, device, checkpoints)
-        classes = jets.TRUE_CLASSES
+        classes = len(settings["classes"])
     else:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
     if distributed.rank_and_world()[0] == 0:
