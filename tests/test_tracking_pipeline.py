@@ -27,6 +27,7 @@ from hepclust.tracking.evaluation import (
 )
 from hepclust.tracking.events import EventTables, event_name, read_events, split_events
 from hepclust.tracking.gnn import ClusteringGNN
+from hepclust.tracking.hit_features import HIT_FEATURES
 from hepclust.tracking.pipeline import (
     STAGES,
     ClusteringSettings,
@@ -100,7 +101,7 @@ def write_parquet_events(directory, event_ids, break_event=None):
     return directory / "hits.parquet", directory / "particles.parquet"
 
 
-def tiny_models(in_dim: int = 8, embedding_dim: int = 4) -> Models:
+def tiny_models(in_dim: int = len(HIT_FEATURES), embedding_dim: int = 4) -> Models:
     torch.manual_seed(0)
     return Models(embedding=HitEmbedding(in_dim, (8,), embedding_dim),
                   refinement=EdgeClassifier(in_dim, (8,)),
@@ -212,8 +213,8 @@ def test_every_alternative_labels_every_hit():
     found = baseline_tracks(*(event.hits[c].to_numpy() for c in "xyz"), torch.randn(n, 4),
                             torch.randn(n, 3), refined,
                             BaselineSettings(helix_curvatures=3))
-    assert set(found) == {"dbscan_helix", "dbscan_embedding", "dbscan_gnn", "components_gnn",
-                          "components_refined"}
+    assert set(found) == {"dbscan_helix", "dbscan_trackml_benchmark", "dbscan_embedding",
+                          "dbscan_gnn", "components_gnn", "components_refined"}
     for track_id, seconds in found.values():
         assert track_id.shape == (n,)
         assert seconds >= 0
