@@ -111,11 +111,11 @@ def plot_fit(search: dict, cluster: int) -> plt.Figure:
               (axes[1], row["counts"], f"cluster {cluster} ({search['model']} model)"))
     for axis, counts, title in panels:
         counts = np.asarray(counts, float)
-        for chosen, style in ((binning.mask, "ko"), (~binning.mask, "o")):
+        for chosen, face, label in ((binning.mask, "k", "fitted"),
+                                    (~binning.mask, "none", "masked")):
             shown = chosen & (counts > 0)
             axis.errorbar(centres[shown], counts[shown], yerr=np.sqrt(counts[shown]),
-                          fmt=style, mfc="none" if style == "o" else None, color="k",
-                          markersize=3, label="fitted" if style == "ko" else "masked")
+                          fmt="o", color="k", mfc=face, markersize=3, label=label)
         axis.axvline(search["fit_low"], color="grey", linestyle=":")
         axis.set(xlabel=r"$m_{jj}$ [GeV]", ylabel="events / bin", title=title)
     neighbour = row.get("neighbour_fit")
