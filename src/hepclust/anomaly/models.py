@@ -259,8 +259,11 @@ def transfer_widths(pairs: Sequence[tuple[np.ndarray, np.ndarray]], binning: Bin
                     min_events: int = 20) -> dict:
     """The constraint widths of b1 and b2: for each (cluster, neighbour) pair with
     `min_events` in the range on both sides, the joint fit with b1 and b2 free; the width
-    is the robust spread (1.4826 x median absolute deviation) of the fitted values, less
-    the median statistical error in quadrature, at least `WIDTH_FLOOR`."""
+    is the spread of the true b about 0 that the fitted values imply, the method of
+    moments sqrt(mean(b^2) - mean(error^2)), at least `WIDTH_FLOOR`. (A robust spread,
+    1.4826 x the median absolute deviation, ignores the tail of pairs whose shapes differ
+    most, and left b1 at the floor on the default run: those pairs then fail the
+    calibration.)"""
     values, errors = [], []
     for counts, neighbour in pairs:
         mask = binning.mask
@@ -268,17 +271,17 @@ def transfer_widths(pairs: Sequence[tuple[np.ndarray, np.ndarray]], binning: Bin
             continue
         for order in (3, 2):
             result = fit(counts, binning, order=order, neighbour=neighbour)
-            if result.valid:
+            if result.valid and None not in (result.errors["b1"], result.errors["b2"]):
                 values.append([result.parameters["b1"], result.parameters["b2"]])
-                errors.append([result.errors["b1"] or 0.0, result.errors["b2"] or 0.0])
+                errors.append([result.errors["b1"], result.errors["b2"]])
                 break
     if len(values) < 3:
         return {"widths": [0.3, 0.3], "pairs": len(values),
                 "message": "fewer than 3 pairs fitted: widths of 0.3 assumed"}
     values, errors = np.array(values), np.array(errors)
-    spread = 1.4826 * np.median(np.abs(values - np.median(values, axis=0)), axis=0)
-    statistical = np.median(errors, axis=0)
-    widths = np.sqrt(np.maximum(spread ** 2 - statistical ** 2, WIDTH_FLOOR ** 2))
-    return {"widths": widths.tolist(), "pairs": len(values), "spread": spread.tolist(),
-            "statistical": statistical.tolist(), "b": values.tolist(),
-            "message": "measured"}
+    second_moment = np.mean(values ** 2, axis=0)
+    statistical = np.mean(errors ** 2, axis=0)
+    widths = np.sqrt(np.maximum(second_moment - statistical, WIDTH_FLOOR ** 2))
+    return {"widths": widths.tolist(), "pairs": len(values),
+            "rms": np.sqrt(second_moment).tolist(), "statistical": np.sqrt(statistical).tolist(),
+            "b": values.tolist(), "message": "measured"}
