@@ -44,7 +44,8 @@ def toy_dijets(n=40, seed=0) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def splits():
-    return dijets.prepare(toy_dijets(), SETTINGS, radius=1.0, seed=3)
+    return dijets.prepare(toy_dijets(), dijets.Splits.from_config(SETTINGS), radius=1.0,
+                          seed=3)
 
 
 def test_splits_are_disjoint_random_and_seeded():
@@ -98,22 +99,24 @@ def test_first_takes_a_leading_block(splits):
 def test_pretrain_cluster_assign_and_reload(splits, tmp_path):
     arrays = splits[0]
     device = torch.device("cpu")
-    model, history = dijets.pretrain(arrays["train"], SETTINGS, 5, device, tmp_path / "pre")
+    network, training = dijets.Network.from_config(SETTINGS), dijets.Training.from_config(SETTINGS)
+    model, history = dijets.pretrain(arrays["train"], network, training, 5, device,
+                                     tmp_path / "pre")
     assert [h["epoch"] for h in history] == [0]
     assert np.isfinite(history[0]["loss"])
-    centroids, history = dijets.train_clustering(model, arrays["train"], SETTINGS, 3, 5,
+    centroids, history = dijets.train_clustering(model, arrays["train"], training, 3, 5,
                                                  device, tmp_path / "k3")
     assert centroids.shape == (3, 2)
-    assigned = dijets.assign(model, centroids, arrays["eval"], SETTINGS, device)
+    assigned = dijets.assign(model, centroids, arrays["eval"], 8, device)
     assert assigned["embedding"].shape == (10, 2)
     assert set(assigned["cluster"].tolist()) <= {0, 1, 2}
     distance = np.linalg.norm(assigned["embedding"][:, None] - centroids.numpy()[None], axis=-1)
     assert (assigned["cluster"] == distance.argmin(axis=1)).all()
 
-    dijets.save_model(tmp_path / "model.pt", model, SETTINGS, centroids, history)
+    dijets.save_model(tmp_path / "model.pt", model, network, centroids, history)
     again, saved = dijets.load_model(tmp_path / "model.pt", device)
     assert torch.equal(saved, centroids)
-    reloaded = dijets.assign(again, saved, arrays["eval"], SETTINGS, device)
+    reloaded = dijets.assign(again, saved, arrays["eval"], 8, device)
     assert reloaded["embedding"] == pytest.approx(assigned["embedding"], abs=1e-6)
 
 
@@ -124,3 +127,9 @@ def test_assigned_split_reads_one_split_back():
     assert dijets.assigned_split(stored, "test")["cluster"].tolist() == [1]
     with pytest.raises(ValueError, match="no train arrays"):
         dijets.assigned_split(stored, "train")
+
+
+def test_typed_settings_name_what_is_missing():
+    assert dijets.Training.from_config(SETTINGS).phases()["alpha_step"] == 2.0
+    with pytest.raises(KeyError, match="Network settings lack"):
+        dijets.Network.from_config({"neighbours": 3})

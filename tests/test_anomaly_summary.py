@@ -42,10 +42,25 @@ def run(events, k, seed, max_sb, significance, best=0):
 
 
 def search(lowest, p_values):
-    rows = [{"cluster": c, "p_value": p, "valid": p is not None} for c, p in enumerate(p_values)]
-    return {"lowest_p_cluster": lowest, "clusters": rows,
-            "valid_clusters": sum(p is not None for p in p_values),
-            "failed_clusters": sum(p is None for p in p_values)}
+    rows = [{"cluster": c, "global_p": p, "local_p": p and p / 10, "mass": 3500.0,
+             "valid": p is not None} for c, p in enumerate(p_values)]
+    valid = [p for p in p_values if p is not None]
+    return {"lowest_global_p_cluster": lowest, "clusters": rows,
+            "global_p_over_clusters": 1 - (1 - min(valid)) ** len(valid),
+            "valid_clusters": len(valid), "failed_clusters": len(p_values) - len(valid)}
+
+
+CALIBRATION = {
+    "models": {model: {"global_p": {"fraction": fraction, "error": 0.01, "toys": 600},
+                       "local_p": {"fraction": 0.4, "error": 0.02, "toys": 600}, "failed": 0}
+               for model, fraction in (("frozen", 0.2), ("own", 0.045), ("transfer", 0.06))},
+    "fraction_below_0p05": {"frozen": 0.2, "own": 0.045, "transfer": 0.06},
+    "truths": 20,
+    "power": {"own": {"1": {"global_p": 1e-4}, "2": {"global_p": 0.3}}},
+}
+INJECTIONS = [{"seed": seed, "points": [{"fraction": 0.0, "global_significance": 0.0},
+                                        {"fraction": 0.01, "global_significance": z}]}
+              for seed, z in ((1, 3.0), (2, 5.0))]
 
 
 def test_combine_gathers_every_clustering():
@@ -58,24 +73,35 @@ def test_combine_gathers_every_clustering():
              "background_only": search(1, [0.5, 0.2, 0.6])},
             {"k": 2, "seed": 1, "signal": search(0, [0.3, 0.5]),
              "background_only": search(0, [0.04, 0.5])}]
-    metrics = combine(runs, fits, train_events=100, scan_clusters=3)
+    metrics = combine(runs, fits, train_events=100, scan_clusters=3, calibration=CALIBRATION,
+                      injections=INJECTIONS, fit_range={"low": 3000.0, "high": 6000.0,
+                                                        "chosen_from_data": True},
+                      background_model="own")
     assert metrics["max_sb_by_k"] == {"2": pytest.approx(0.03), "3": pytest.approx(0.15)}
     assert metrics["max_sb_over_seeds"]["3"]["std"] == pytest.approx(0.05)
     assert metrics["inclusive_sb"] == 0.01
     assert [p["train_events"] for p in metrics["significance_vs_train_events"]] == [50, 100]
-    assert metrics["significance_vs_train_events"][0]["max_significance"]["mean"] == \
-        pytest.approx(0.6)
-    # Seed 1's lowest-p cluster is its best; seed 2's is not.
-    assert metrics["lowest_p_cluster_is_max_sb_by_seed"] == {"1": True, "2": False}
-    assert metrics["lowest_p_cluster_is_max_sb"] is False
-    # Background only: 7 valid p-values, 2 below 0.05, 1 failed fit.
-    assert metrics["bkg_only_frac_p_below_0p05"] == pytest.approx(2 / 7)
-    assert metrics["bkg_only_frac_p_below_0p05_by_k"] == {"2": 0.5, "3": pytest.approx(1 / 5)}
+    # Seed 1's lowest-p cluster is its best (cluster 2); seed 2's best is cluster 1.
+    assert metrics["lowest_global_p_cluster_is_max_sb_by_seed"] == {"1": True, "2": False}
+    assert metrics["lowest_global_p_cluster_is_max_sb"] is False
+    assert metrics["signal_cluster_global_p"] == {"1": 1e-4, "2": 0.4}
+    assert metrics["global_p_over_clusters"]["1"] == pytest.approx(1 - (1 - 1e-4) ** 3)
+    # The calibration on independent toys, for the configured model and every model.
+    assert metrics["bkg_only_frac_p_below_0p05"] == 0.045
+    assert metrics["bkg_only_frac_p_below_0p05_by_model"]["frozen"] == 0.2
+    assert metrics["signal_cluster_global_p_by_model"] == {"own": {"1": 1e-4, "2": 0.3}}
+    # The real background-only clusters: 7 valid p-values, 2 below 0.05, 1 failed.
+    assert metrics["bkg_only_observed_frac_p_below_0p05"] == pytest.approx(2 / 7)
+    assert metrics["bkg_only_observed_frac_p_below_0p05_by_k"] == {
+        "2": 0.5, "3": pytest.approx(1 / 5)}
     assert metrics["bkg_only_failed_clusters"] == 1
+    assert metrics["injection"] == {"0.0": 0.0, "0.01": pytest.approx(4.0)}
+    assert metrics["fit_range"]["low"] == 3000.0
     assert len(metrics["clusterings"]) == 6
     json.dumps(metrics, allow_nan=False)
 
 
 def test_combine_needs_the_full_training_sample():
     with pytest.raises(ValueError, match="full 100 events"):
-        combine([run(50, 3, 1, 0.1, 1.0)], [], train_events=100, scan_clusters=3)
+        combine([run(50, 3, 1, 0.1, 1.0)], [], train_events=100, scan_clusters=3,
+                calibration=CALIBRATION, injections=[], fit_range={}, background_model="own")

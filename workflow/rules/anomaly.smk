@@ -114,9 +114,32 @@ rule evaluate_anomaly:
         "../scripts/evaluate_anomaly.py"
 
 
+rule fit_range_anomaly:
+    input:
+        train="results/anomaly/data/train.npz",
+    output:
+        "results/anomaly/fit_range.json",
+    log:
+        "results/logs/anomaly/fit_range.log",
+    benchmark:
+        "results/benchmarks/anomaly/fit_range/fit_range.tsv"
+    params:
+        settings=anomaly_settings(
+            "mjj_low", "mjj_high", "mjj_histogram_low", "mjj_bin_width", "fit_range_min_p"
+        ),
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/fit_range_anomaly.py"
+
+
 rule background_fits_anomaly:
     input:
         clusters="results/anomaly/n{events}/seed{seed}/k{k}/clusters.npz",
+        fit_range="results/anomaly/fit_range.json",
     output:
         "results/anomaly/n{events}/seed{seed}/k{k}/fits.json",
     log:
@@ -124,9 +147,7 @@ rule background_fits_anomaly:
     benchmark:
         "results/benchmarks/anomaly/fits/n{events}_{seed}_k{k}.tsv"
     params:
-        settings=anomaly_settings(
-            "mjj_low", "mjj_high", "mjj_bins", "signal_width", "refit_shape"
-        ),
+        settings=anomaly_settings(*ANOMALY_SEARCH_KEYS, "background_model"),
     resources:
         mem_mb=2000,
         runtime=30,
@@ -136,10 +157,60 @@ rule background_fits_anomaly:
         "../scripts/background_fits_anomaly.py"
 
 
+rule inject_anomaly:
+    input:
+        clusters="results/anomaly/n{events}/seed{seed}/k{k}/clusters.npz",
+        fits="results/anomaly/n{events}/seed{seed}/k{k}/fits.json",
+        fit_range="results/anomaly/fit_range.json",
+    output:
+        "results/anomaly/n{events}/seed{seed}/k{k}/injection.json",
+    log:
+        "results/logs/anomaly/inject_n{events}_{seed}_k{k}.log",
+    benchmark:
+        "results/benchmarks/anomaly/inject/n{events}_{seed}_k{k}.tsv"
+    params:
+        settings=anomaly_settings(
+            *ANOMALY_SEARCH_KEYS, "background_model", "injection_fractions"
+        ),
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/inject_anomaly.py"
+
+
+rule calibrate_anomaly:
+    input:
+        clusters=anomaly_scan_runs("clusters.npz"),
+        summaries=anomaly_scan_runs("summary.json"),
+        fit_range="results/anomaly/fit_range.json",
+    output:
+        "results/anomaly/calibration.json",
+    log:
+        "results/logs/anomaly/calibrate.log",
+    benchmark:
+        "results/benchmarks/anomaly/calibrate/calibrate.tsv"
+    params:
+        seed=config["seed"],
+        settings=anomaly_settings(*ANOMALY_SEARCH_KEYS, "calibration_toys"),
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/calibrate_anomaly.py"
+
+
 rule anomaly_metrics:
     input:
         summaries=anomaly_runs("summary.json"),
         fits=anomaly_runs("fits.json", scan=False),
+        injections=anomaly_scan_runs("injection.json"),
+        calibration="results/anomaly/calibration.json",
+        fit_range="results/anomaly/fit_range.json",
     output:
         "results/anomaly/metrics.json",
     log:
@@ -147,7 +218,7 @@ rule anomaly_metrics:
     benchmark:
         "results/benchmarks/anomaly/metrics/metrics.tsv"
     params:
-        settings=anomaly_settings("train_events", "scan_clusters"),
+        settings=anomaly_settings("train_events", "scan_clusters", "background_model"),
     resources:
         mem_mb=2000,
         runtime=10,
@@ -163,6 +234,8 @@ rule plot_anomaly:
         embedding=anomaly_clusters_file(FIGURE_CLUSTERS["embedding"]),
         features=anomaly_clusters_file(FIGURE_CLUSTERS["features"]),
         best=anomaly_clusters_file(config["anomaly"]["scan_clusters"]),
+        calibration="results/anomaly/calibration.json",
+        fit_range="results/anomaly/fit_range.json",
     output:
         embedding=report(
             "results/anomaly/plots/embedding.png",
@@ -197,6 +270,21 @@ rule plot_anomaly:
         p_values=report(
             "results/anomaly/plots/p_values.png",
             caption="../report/anomaly_p_values.rst",
+            category="UCluster anomaly detection",
+        ),
+        calibration=report(
+            "results/anomaly/plots/calibration.png",
+            caption="../report/anomaly_calibration.rst",
+            category="UCluster anomaly detection",
+        ),
+        injection=report(
+            "results/anomaly/plots/injection.png",
+            caption="../report/anomaly_injection.rst",
+            category="UCluster anomaly detection",
+        ),
+        fit_range=report(
+            "results/anomaly/plots/fit_range.png",
+            caption="../report/anomaly_fit_range.rst",
             category="UCluster anomaly detection",
         ),
     log:

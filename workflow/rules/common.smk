@@ -225,6 +225,8 @@ def jet_settings(*keys):
     return section_settings("jet_clustering", *keys)
 
 
+ANOMALY_SEARCH_KEYS = ["signal_width", "mass_step", "trials_toys", "trials_threshold",
+                       "min_fit_events"]
 ANOMALY_TRAINING_KEYS = ["neighbours", "embedding_size", "pooling", "batch_size", "lr",
                          "lr_halving_epochs", "lr_min", "gamma", "pretrain_epochs"]
 
@@ -284,10 +286,11 @@ def _check_anomaly():
             f"config: anomaly.scan_clusters ({anomaly['scan_clusters']}) must be one of "
             f"anomaly.clusters {anomaly['clusters']}"
         )
-    if anomaly["mjj_low"] >= anomaly["mjj_high"]:
+    low = anomaly["mjj_low"]
+    if not anomaly["mjj_histogram_low"] <= (low or anomaly["mjj_histogram_low"]) < anomaly["mjj_high"]:
         raise ValueError(
-            f"config: anomaly.mjj_low ({anomaly['mjj_low']}) must be below "
-            f"anomaly.mjj_high ({anomaly['mjj_high']})"
+            f"config: need anomaly.mjj_histogram_low ({anomaly['mjj_histogram_low']}) <= "
+            f"anomaly.mjj_low ({low}) < anomaly.mjj_high ({anomaly['mjj_high']})"
         )
     for events in anomaly["scan_train_events"]:
         if not events < anomaly["train_events"]:
@@ -334,6 +337,13 @@ def anomaly_runs(name, scan=True):
     return [f"results/anomaly/n{n}/seed{s}/k{k}/{name}" for n, s, k in _anomaly_trainings(scan)]
 
 
+def anomaly_scan_runs(name):
+    """`name` in each seed's clustering at K = scan_clusters on the full training sample."""
+    anomaly = config["anomaly"]
+    n, k = anomaly["train_events"], anomaly["scan_clusters"]
+    return [f"results/anomaly/n{n}/seed{s}/k{k}/{name}" for s in anomaly_seeds()]
+
+
 def anomaly_eval_events(wildcards):
     """Evaluation events of a training sample: the same share of the evaluation split as of
     the training split (the same size as the paper's, where the two splits are equal)."""
@@ -359,7 +369,16 @@ def anomaly_benchmarks():
         + [f"{base}/pretrain/n{n}_{s}.tsv" for n, s in pretrained]
         + [f"{base}/{stage}/n{n}_{s}_k{k}.tsv" for stage in ("ucluster", "evaluate") for n, s, k in trainings]
         + [f"{base}/fits/n{n}_{s}_k{k}.tsv" for n, s, k in _anomaly_trainings(scan=False)]
-        + [f"{base}/metrics/metrics.tsv", f"{base}/plots/plots.tsv"]
+        + [
+            f"{base}/inject/n{config['anomaly']['train_events']}_{s}_k{config['anomaly']['scan_clusters']}.tsv"
+            for s in anomaly_seeds()
+        ]
+        + [
+            f"{base}/fit_range/fit_range.tsv",
+            f"{base}/calibrate/calibrate.tsv",
+            f"{base}/metrics/metrics.tsv",
+            f"{base}/plots/plots.tsv",
+        ]
     )
 
 

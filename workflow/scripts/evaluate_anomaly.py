@@ -10,7 +10,7 @@ with logged_to(snakemake.log[0]):
     model, centroids = load_model(snakemake.input.model, device)
     samples = {"eval": first(load_arrays(snakemake.input.eval), snakemake.params.eval_events),
                "test": load_arrays(snakemake.input.test)}
-    assigned = {split: assign(model, centroids, arrays, settings, device)
+    assigned = {split: assign(model, centroids, arrays, settings["batch_size"], device)
                 for split, arrays in samples.items()}
     summary = clustering_summary(assigned["eval"]["label"], assigned["eval"]["cluster"],
                                  len(centroids), settings["min_cluster_events"],

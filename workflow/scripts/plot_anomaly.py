@@ -21,3 +21,7 @@ with logged_to(snakemake.log[0]):
     save_figure(figures.plot_fit(shown["signal"], shown["max_sb_cluster"]), out.fit)
     save_figure(figures.plot_global_features(evaluated["features"]), out.features)
     save_figure(figures.plot_p_values(metrics), out.p_values)
+    save_figure(figures.plot_calibration(read_json(snakemake.input.calibration)),
+                out.calibration)
+    save_figure(figures.plot_injection(metrics), out.injection)
+    save_figure(figures.plot_fit_range(read_json(snakemake.input.fit_range)), out.fit_range)

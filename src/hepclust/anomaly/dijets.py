@@ -4,9 +4,12 @@
 prepare (independent train / test / evaluation samples, Table III features, standardisation)
 -> pretrain (per-particle focal loss on the jet-mass segmentation labels) -> k-means on the
 training embeddings -> joint training (focal + beta * cluster loss) for each number of
-clusters K -> the nearest centroid of every test and evaluation event. `settings` is the
-config's ``anomaly`` section.
+clusters K -> the nearest centroid of every test and evaluation event. Each function takes
+the typed settings it reads (`Splits`, `Network`, `Training`), built from the config's
+``anomaly`` keys with `from_config`.
 """
+
+from dataclasses import MISSING, asdict, dataclass, fields
 
 import numpy as np
 import pyarrow as pa
@@ -21,15 +24,66 @@ from hepclust.ucluster.losses import focal_loss
 from hepclust.ucluster.training import Batch
 
 SPLITS = ("train", "test", "eval")
+
+
+class _FromConfig:
+    @classmethod
+    def from_config(cls, block: dict):
+        """The fields of this dataclass out of a config block (extra keys are ignored)."""
+        missing = [f.name for f in fields(cls) if f.name not in block
+                   and f.default is MISSING]
+        if missing:
+            raise KeyError(f"{cls.__name__} settings lack {missing}")
+        return cls(**{f.name: block[f.name] for f in fields(cls) if f.name in block})
+
+
+@dataclass(frozen=True)
+class Splits(_FromConfig):
+    """Events of the independent training, test and evaluation samples, and the particle
+    slots per event."""
+
+    train_events: int
+    test_events: int
+    eval_events: int
+    max_particles: int
+
+
+@dataclass(frozen=True)
+class Network(_FromConfig):
+    """ABCNet's GAPLayer neighbours, embedding size E and pooling."""
+
+    neighbours: int
+    embedding_size: int
+    pooling: str
+
+
+@dataclass(frozen=True)
+class Training(_FromConfig):
+    """The two UCluster phases: batch size, learning-rate schedule, focal-loss gamma,
+    pretraining epochs, and for the clustering phase its epochs, beta and alpha."""
+
+    batch_size: int
+    lr: float
+    lr_halving_epochs: int
+    lr_min: float
+    gamma: float
+    pretrain_epochs: int
+    cluster_epochs: int = 0
+    beta: float = 0.0
+    alpha_start: float = 1.0
+    alpha_step: float = 0.0
+
+    def phases(self) -> dict:
+        """What `hepclust.ucluster.phases` reads, in its (dict) form."""
+        return asdict(self)
 # What the network reads; the other arrays of a split (mjj, label, raw globals, jet) are
 # for the analysis of the clusters.
 ARRAYS = ("features", "mask", "mass_class", "global_features")
 GLOBAL_COUNT = 4
-_MODEL_KEYS = ("neighbours", "embedding_size", "pooling")
 
 
-def split_sizes(settings: dict) -> dict[str, int]:
-    return {split: settings[f"{split}_events"] for split in SPLITS}
+def split_sizes(splits: Splits) -> dict[str, int]:
+    return {split: getattr(splits, f"{split}_events") for split in SPLITS}
 
 
 def split_rows(events: int, sizes: dict[str, int], seed: int,
@@ -47,13 +101,13 @@ def split_rows(events: int, sizes: dict[str, int], seed: int,
                                                                 strict=True)}
 
 
-def prepare(table: pa.Table, settings: dict, radius: float, seed: int,
+def prepare(table: pa.Table, sizes: Splits, radius: float, seed: int,
             source: str = "dijets table") -> tuple[dict[str, dict], dict]:
     """({split: arrays}, standardizers): each split's `dijet_inputs` with the particle and
     global features standardised by constants fitted on the training split. The raw global
     features stay as ``global_raw``."""
-    rows = split_rows(table.num_rows, split_sizes(settings), seed, source)
-    splits = {split: dijet_inputs(table.take(chosen), settings["max_particles"], radius,
+    rows = split_rows(table.num_rows, split_sizes(sizes), seed, source)
+    splits = {split: dijet_inputs(table.take(chosen), sizes.max_particles, radius,
                                   source=source)
               for split, chosen in rows.items()}
     train_split = splits["train"]
@@ -81,22 +135,21 @@ def tensors(arrays: dict[str, np.ndarray]) -> Batch:
     return {name: torch.from_numpy(np.ascontiguousarray(arrays[name])) for name in ARRAYS}
 
 
-def new_model(settings: dict) -> ABCNet:
+def new_model(network: Network) -> ABCNet:
     """ABCNet with Fig. 1's red parts: tiled global features and per-particle outputs."""
     return ABCNet(in_features=len(PARTICLE_FEATURES), num_classes=NUM_CLASSES,
-                  k=settings["neighbours"], embedding_size=settings["embedding_size"],
-                  pooling=settings["pooling"], global_features=GLOBAL_COUNT, per_particle=True)
+                  k=network.neighbours, embedding_size=network.embedding_size,
+                  pooling=network.pooling, global_features=GLOBAL_COUNT, per_particle=True)
 
 
-def save_model(path, model: ABCNet, settings: dict, centroids: torch.Tensor | None = None,
+def save_model(path, model: ABCNet, network: Network, centroids: torch.Tensor | None = None,
                history: list | None = None) -> None:
-    model_file.save(path, model, {key: settings[key] for key in _MODEL_KEYS}, centroids,
-                    history)
+    model_file.save(path, model, asdict(network), centroids, history)
 
 
 def load_model(path, device: torch.device) -> tuple[ABCNet, torch.Tensor]:
     """(model, centroids) from `save_model`'s file; centroids are empty if none."""
-    return model_file.load(path, device, new_model)
+    return model_file.load(path, device, lambda state: new_model(Network.from_config(state)))
 
 
 def _segmentation_loss(model: ABCNet, gamma: float) -> phases.TaskLoss:
@@ -111,31 +164,31 @@ def _segmentation_loss(model: ABCNet, gamma: float) -> phases.TaskLoss:
     return task_loss
 
 
-def pretrain(train_arrays: dict, settings: dict, seed: int, device: torch.device,
-             checkpoints) -> tuple[ABCNet, list[dict]]:
+def pretrain(train_arrays: dict, network: Network, training: Training, seed: int,
+             device: torch.device, checkpoints) -> tuple[ABCNet, list[dict]]:
     """ABCNet trained on the per-particle jet-mass classes with the focal loss alone."""
     torch.manual_seed(seed)
-    model = new_model(settings)
+    model = new_model(network)
     history = phases.pretrain(model, tensors(train_arrays),
-                              _segmentation_loss(model, settings["gamma"]), settings, seed,
-                              device, checkpoints)
+                              _segmentation_loss(model, training.gamma), training.phases(),
+                              seed, device, checkpoints)
     return model, history
 
 
-def train_clustering(model: ABCNet, train_arrays: dict, settings: dict, clusters: int,
+def train_clustering(model: ABCNet, train_arrays: dict, training: Training, clusters: int,
                      seed: int, device: torch.device,
                      checkpoints) -> tuple[torch.Tensor, list[dict]]:
     """UCluster's joint phase with K = `clusters` (`phases.train_clustering`)."""
     return phases.train_clustering(model, tensors(train_arrays),
-                                   _segmentation_loss(model, settings["gamma"]), settings,
-                                   clusters, seed, device, checkpoints)
+                                   _segmentation_loss(model, training.gamma),
+                                   training.phases(), clusters, seed, device, checkpoints)
 
 
-def assign(model: ABCNet, centroids: torch.Tensor, arrays: dict, settings: dict,
+def assign(model: ABCNet, centroids: torch.Tensor, arrays: dict, batch_size: int,
            device: torch.device) -> dict[str, np.ndarray]:
     """The embedding and nearest-centroid cluster of every event of a split, with what the
     analysis of the clusters needs: mjj, label and the raw global features."""
-    embedding = phases.embeddings(model, tensors(arrays), settings, device)
+    embedding = phases.embeddings(model, tensors(arrays), {"batch_size": batch_size}, device)
     clusters = evaluation.nearest_centroid(embedding, centroids.cpu().numpy())
     return {"embedding": embedding, "cluster": clusters.astype(np.int64),
             "mjj": arrays["mjj"], "label": arrays["label"], "global_raw": arrays["global_raw"]}

@@ -1,49 +1,45 @@
-r"""Binned Poisson fits of dijet mass spectra: the background estimate of UCluster's anomaly
-search (PRD 103, 092007, Sec. VI.A, Eq. (5) and Fig. 9).
+r"""Binned likelihood fits of dijet mass spectra with iminuit's cost functions: the
+background models of UCluster's anomaly search (PRD 103, 092007, Sec. VI.A, Eq. (5)).
 
 The background is the four-parameter dijet function
 
 .. math:: \frac{dN}{dm_{jj}} = p_0 \frac{(1 - x)^{p_1}}{x^{p_2 + p_3 \ln x}},
           \qquad x = m_{jj} / \sqrt{s},
 
-with :math:`\sqrt{s}` = 13 TeV (`SQRT_S`), the form of the dijet searches the paper cites
-(CDF, ATLAS, CMS). The paper prints "x = m_jj / 1 TeV", which cannot be meant: the
-(1 - x) factor would vanish at 1 TeV, below the spectrum. The signal is a Gaussian.
+with :math:`\sqrt{s}` = 13 TeV (`SQRT_S`; the paper's "x = m_jj / 1 TeV" cannot be meant, as
+(1 - x) would vanish inside the spectrum). Written as
+:math:`\exp(\sum_k p_k \phi_k(m))` with :math:`\phi = (\ln(1-x), -\ln x, -\ln^2 x)` it is an
+exponential family, which gives the bin integrals and their gradients from one set of
+Gauss-Legendre nodes (`Binning`). A transfer function
+:math:`\exp(b_1 u + b_2 u^2)`, u the mass mapped onto [-1, 1] over the fitted range,
+multiplies the shape of the `transfer` model. The signal is a Gaussian of fixed width.
 
-The search: fit the shape on the cluster nearest the one under study (`fit_background`),
-freeze p1..p3 and refit the normalisation on the studied cluster (`fit_normalisation`), then
-add a Gaussian of non-negative yield (`fit_with_signal`); `local_p_value` turns the
-likelihood ratio of the two into the background-only local p-value.
+Every fit is an `iminuit.cost.ExtendedBinnedNLL` (Poisson, empty bins included), with the
+bins outside the fitted range masked; `fit_shape` uses `BinnedNLL` (the shape alone). Fits
+run on internal parameters: the yield in the fitted range instead of p0, and the shape
+coefficients in a basis orthonormal over the range (p1, p2, p3 are nearly collinear over a
+few TeV; in the orthonormal basis Migrad converges where it fails on p1..p3). Reported
+parameters are p1..p3 (and p0) with errors propagated through that linear map.
 
-Every fit minimises the Poisson deviance (Baker-Cousins likelihood chi2),
-:math:`2 \sum_i [\mu_i - n_i + n_i \ln(n_i / \mu_i)]`, with iminuit; empty bins count (they
-add :math:`2 \mu_i`). Expected counts are bin integrals (Gauss-Legendre in ln m inside each
-bin for the dijet function, normal CDF differences for the Gaussian). Internally the
-background yield in the histogram stands in for p0 (p0 swings by orders of magnitude with
-the shape; the yield does not), and p0 and its error are derived from it. A fit that does
-not converge is returned with ``valid`` False and the reasons in ``message``; nothing is
-raised for it.
+A fit that does not converge comes back with ``valid`` False and the reason in ``message``;
+nothing is raised for it.
 """
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from iminuit import Minuit
-from scipy.special import ndtr, xlogy
-from scipy.stats import chi2 as chi2_distribution
+from iminuit.cost import BinnedNLL, ExtendedBinnedNLL, NormalConstraint
+from scipy.special import ndtr
 
 SQRT_S = 13_000.0  # GeV, the LHC collision energy of the LHC Olympics samples
 SHAPE = ("p1", "p2", "p3")
-BACKGROUND = ("p0", *SHAPE)
-SIGNAL = ("signal_yield", "mass", "width")
-DEFAULT_SHAPE = (10.0, 5.0, 0.0)  # a start when the data cannot give one
-GAUSS_POINTS = 8  # Gauss-Legendre nodes per bin
+TRANSFER = ("b1", "b2")
+GAUSS_POINTS = 4  # Gauss-Legendre nodes per bin (relative error below 1e-9 for 100 GeV bins)
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(GAUSS_POINTS)
-_HUGE = 1e30  # the deviance returned where a trial parameter makes the model meaningless
-_YIELD = "background_yield"  # the fit's internal stand-in for p0
 
 
 def dijet_function(mjj, p0: float, p1: float, p2: float, p3: float,
@@ -55,306 +51,363 @@ def dijet_function(mjj, p0: float, p1: float, p2: float, p3: float,
         return p0 * np.exp(p1 * np.log1p(-x) - (p2 + p3 * log_x) * log_x)
 
 
-def background_counts(edges, p0: float, p1: float, p2: float, p3: float) -> np.ndarray:
-    """The integral of the dijet function over each bin of `edges`: Gauss-Legendre in
-    u = ln m, where the nearly power-law integrand m dN/dm is smooth (relative error below
-    1e-11 even for one bin from 1.5 to 6 TeV)."""
-    log_edges = np.log(np.asarray(edges, np.float64))
-    centre, half = (log_edges[1:] + log_edges[:-1]) / 2, np.diff(log_edges) / 2
-    mass = np.exp(centre[:, None] + half[:, None] * _NODES)
-    return half * ((dijet_function(mass, p0, p1, p2, p3) * mass) @ _WEIGHTS)
-
-
 def signal_counts(edges, signal_yield: float, mass: float, width: float) -> np.ndarray:
     """The share of a Gaussian of `signal_yield` events in each bin of `edges`."""
     cdf = ndtr((np.asarray(edges, np.float64) - mass) / width)
     return signal_yield * np.diff(cdf)
 
 
-def expected_counts(edges, parameters: Mapping[str, float]) -> np.ndarray:
-    """Background, plus the Gaussian if `parameters` has a signal_yield: the model of a
-    `FitResult`'s parameters, e.g. for a plot."""
-    counts = background_counts(edges, *(parameters[name] for name in BACKGROUND))
-    if "signal_yield" in parameters:
-        counts = counts + signal_counts(edges, *(parameters[name] for name in SIGNAL))
-    return counts
+class Binning:
+    """A histogram's bins, the fitted range (`mask`: the bins from `low` to `high`), and the
+    Gauss-Legendre nodes of every bin (in ln m, where m dN/dm is smooth) with the
+    features of the exponential family at them: the dijet shape's
+    (ln(1-x), -ln x, -ln^2 x), orthonormalised over the range, then u and u^2 of the
+    transfer function."""
 
+    def __init__(self, edges, low: float | None = None, high: float | None = None):
+        edges = np.asarray(edges, np.float64)
+        if edges.ndim != 1 or len(edges) < 2 or not np.isfinite(edges).all() \
+                or not (np.diff(edges) > 0).all():
+            raise ValueError("bin edges must be a finite increasing sequence")
+        if edges[0] <= 0 or edges[-1] >= SQRT_S:
+            raise ValueError(f"the dijet function needs 0 < m < {SQRT_S} GeV; edges span "
+                             f"{edges[0]} to {edges[-1]}")
+        low = edges[0] if low is None else float(low)
+        high = edges[-1] if high is None else float(high)
+        centres = (edges[1:] + edges[:-1]) / 2
+        self.edges, self.low, self.high = edges, low, high
+        self.mask = (centres > low) & (centres < high)
+        if self.mask.sum() < 6:
+            raise ValueError(f"the fitted range {low} to {high} GeV holds {self.mask.sum()} "
+                             f"bins; the fits need at least 6")
+        self.low, self.high = float(edges[:-1][self.mask][0]), float(edges[1:][self.mask][-1])
+        log_edges = np.log(edges)
+        centre, half = (log_edges[1:] + log_edges[:-1]) / 2, np.diff(log_edges) / 2
+        mass = np.exp(centre[:, None] + half[:, None] * _NODES)  # (bins, nodes)
+        self.weights = half[:, None] * _WEIGHTS * mass  # dm = m du
+        x = mass / SQRT_S
+        raw = np.stack([np.log1p(-x), -np.log(x), -np.log(x) ** 2], axis=-1)
+        # Orthonormal combinations of the shape features over the range's nodes (weighted
+        # alike), centred: theta . raw = coefficients . basis + a constant that the
+        # normalisation absorbs.
+        inside = raw[self.mask].reshape(-1, 3)
+        self.offset = inside.mean(axis=0)
+        _, singular, vt = np.linalg.svd(inside - self.offset, full_matrices=False)
+        self.to_shape = vt.T / singular * math.sqrt(len(inside))  # p = to_shape @ a
+        basis = (raw - self.offset) @ self.to_shape
+        u = (2 * mass - (self.low + self.high)) / (self.high - self.low)
+        self.features = np.concatenate([basis, u[..., None], u[..., None] ** 2], axis=-1)
+        # Flat copies for speed: one row per node, and the matrix summing nodes into bins.
+        self._flat_features = np.ascontiguousarray(self.features.reshape(-1, 5))
+        self._flat_weights = self.weights.reshape(-1)
+        bins = len(edges) - 1
+        self._sum_nodes = np.kron(np.eye(bins), np.ones(GAUSS_POINTS))
+        first = int(np.argmax(self.mask))
+        self._inside = slice(first, first + int(self.mask.sum()))
 
-def poisson_deviance(counts: np.ndarray, expected: np.ndarray) -> float:
-    """2 sum(mu - n + n ln(n / mu)): 0 for a perfect model, zero-count bins allowed."""
-    return float(2 * np.sum(expected - counts + xlogy(counts, counts) - xlogy(counts, expected)))
+    @property
+    def bins(self) -> int:
+        return len(self.edges) - 1
+
+    def coefficients(self, shape: Sequence[float]) -> np.ndarray:
+        """The orthonormal coefficients a of a dijet shape (p1, p2, p3)."""
+        return np.linalg.solve(self.to_shape, np.asarray(shape, np.float64))
+
+    def shape_of(self, coefficients: Sequence[float]) -> np.ndarray:
+        return self.to_shape @ np.asarray(coefficients, np.float64)[:3]
+
+    def subspace(self, order: int) -> np.ndarray:
+        """(3, order) orthonormal columns spanning the coefficients of the dijet function
+        with `order` shape parameters: 3 (p1..p3) or 2 (p3 = 0)."""
+        if order == 3:
+            return np.eye(3)
+        if order != 2:
+            raise ValueError(f"the dijet function has 2 or 3 shape parameters, not {order}")
+        _, _, vt = np.linalg.svd(self.to_shape[2:3])
+        return vt[1:].T
+
+    def background(self, coefficients: np.ndarray, transfer=(0.0, 0.0),
+                   gradient: bool = False):
+        """Per-bin probabilities of the background (summing to 1 over the fitted range) and,
+        with `gradient`, their derivatives by (a1, a2, a3, b1, b2): (5, bins)."""
+        theta = np.empty(5)
+        theta[:3] = coefficients[:3]
+        theta[3:] = transfer
+        exponent = self._flat_features @ theta
+        exponent -= exponent.max()
+        density = np.exp(exponent)
+        density *= self._flat_weights
+        bins = self._sum_nodes @ density
+        inside = self._inside
+        total = bins[inside].sum()
+        probability = bins / total
+        if not gradient:
+            return probability
+        moments = (self._flat_features.T * density) @ self._sum_nodes.T / total  # (5, bins)
+        return probability, moments - probability * moments[:, inside].sum(axis=1,
+                                                                          keepdims=True)
+
+    def signal(self, mass: float, width: float) -> np.ndarray:
+        """The Gaussian's share in each bin, per event in the fitted range."""
+        share = signal_counts(self.edges, 1.0, mass, width)
+        inside = share[self.mask].sum()
+        return share / inside if inside > 0 else share
+
+    def p0(self, total: float, shape: Sequence[float]) -> float:
+        """p0 of a dijet function with `total` events in the fitted range."""
+        integral = float((dijet_function(self._nodes(), 1.0, *shape) * self.weights)[
+            self.mask].sum())
+        return total / integral if integral > 0 and math.isfinite(integral) else math.nan
+
+    def _nodes(self) -> np.ndarray:
+        log_edges = np.log(self.edges)
+        centre, half = (log_edges[1:] + log_edges[:-1]) / 2, np.diff(log_edges) / 2
+        return np.exp(centre[:, None] + half[:, None] * _NODES)
+
+    def expected(self, parameters: dict) -> np.ndarray:
+        """Expected counts per bin of a fit's reported parameters (yield in the range,
+        p1..p3, optionally b1, b2 and a signal yield at `mass` with `width`)."""
+        coefficients = self.coefficients([parameters[name] for name in SHAPE])
+        transfer = [parameters.get(name, 0.0) or 0.0 for name in TRANSFER]
+        counts = parameters["yield"] * self.background(coefficients, transfer)
+        if parameters.get("signal"):
+            counts = counts + parameters["signal"] * self.signal(parameters["mass"],
+                                                                 parameters["width"])
+        return counts
 
 
 @dataclass(frozen=True)
 class FitResult:
-    """One fit: the parameters and their HESSE errors (None for a fixed parameter),
-    ``valid`` with the reasons in ``message`` when False, ``fval`` the minimised deviance,
-    and Pearson's chi2 (expected counts as variances) over ``ndf`` = bins - free
-    parameters."""
+    """One fit: reported parameters (yield in the fitted range, p0, p1..p3, and b1, b2,
+    signal where fitted; the yields of a joint fit's neighbour under ``neighbour_yield``)
+    with HESSE errors (None for a fixed parameter), ``valid`` with the reasons in
+    ``message`` when False, ``fval`` the minimised -2 ln L (Poisson deviance), and ``ndf``
+    the fitted bins less the free parameters. ``coefficients`` are the orthonormal shape
+    coefficients (to freeze another fit at this shape), ``internal`` the Minuit values (to
+    start another fit here)."""
 
     parameters: dict[str, float]
     errors: dict[str, float | None]
     valid: bool
     message: str
     fval: float
-    chi2: float
     ndf: int
-
-    @property
-    def chi2_ndf(self) -> float | None:
-        return self.chi2 / self.ndf if self.ndf > 0 else None
+    coefficients: tuple[float, ...]
+    internal: dict[str, float]
 
     @property
     def shape(self) -> tuple[float, float, float]:
-        """(p1, p2, p3): what `fit_normalisation` and `fit_with_signal` take."""
         return tuple(self.parameters[name] for name in SHAPE)
+
+    @property
+    def gof_p(self) -> float:
+        """The goodness of fit: P(chi2_ndf > deviance), asymptotic."""
+        from scipy.stats import chi2
+
+        return float(chi2.sf(self.fval, self.ndf)) if self.ndf > 0 else math.nan
 
     def to_dict(self) -> dict:
         """JSON-ready: plain floats, None for NaN or infinite values."""
         return {"parameters": {name: _plain(v) for name, v in self.parameters.items()},
                 "errors": {name: _plain(v) for name, v in self.errors.items()},
                 "valid": self.valid, "message": self.message, "fval": _plain(self.fval),
-                "chi2": _plain(self.chi2), "ndf": self.ndf, "chi2_ndf": _plain(self.chi2_ndf)}
+                "ndf": self.ndf, "gof_p": _plain(self.gof_p)}
 
 
-@dataclass(frozen=True)
-class SignalTest:
-    """The background-only test of one histogram: both fits, q0 = 2 ln(L_s+b / L_b)
-    (0 when the best signal yield is 0), the one-sided local p-value and its Gaussian
-    significance Z = sqrt(q0). ``valid`` only if both fits are."""
-
-    background: FitResult
-    signal: FitResult
-    q0: float
-    p_value: float
-    significance: float
-
-    @property
-    def valid(self) -> bool:
-        return self.background.valid and self.signal.valid
-
-    def to_dict(self) -> dict:
-        return {"background": self.background.to_dict(), "signal": self.signal.to_dict(),
-                "q0": _plain(self.q0), "p_value": _plain(self.p_value),
-                "significance": _plain(self.significance), "valid": self.valid}
-
-
-def fit_background(counts, edges, p3: float | None = None) -> FitResult:
-    """All four parameters of the dijet function fitted to a histogram; with `p3` given,
-    p3 is fixed at it (p3 = 0: the three-parameter dijet function, the usual fallback
-    where a few hundred events leave the four-parameter fit degenerate)."""
-    counts, edges = _histogram(counts, edges)
-    fixed = () if p3 is None else ("p3",)
-    if counts.sum() == 0:
-        return _no_events(BACKGROUND, len(counts), fixed=fixed)
-    shape = _shape_start(counts, edges)
-    if p3 is not None:
-        shape = (*shape[:2], float(p3))
-    start = {_YIELD: counts.sum(), **dict(zip(SHAPE, shape, strict=True))}
-    return _minimise(counts, edges, start, fixed=fixed)
-
-
-def frozen(refit: Sequence[str] = ()) -> tuple[str, ...]:
-    """The shape parameters that stay frozen when those named in `refit` are fitted again."""
-    unknown = set(refit) - set(SHAPE)
-    if unknown:
-        raise ValueError(f"only {', '.join(SHAPE)} can be refitted, not {sorted(unknown)}")
-    return tuple(name for name in SHAPE if name not in refit)
-
-
-def fit_normalisation(counts, edges, shape_params: Sequence[float],
-                      refit: Sequence[str] = ()) -> FitResult:
-    """p0 fitted with the shape (p1, p2, p3) frozen, e.g. at another cluster's fit, except
-    the parameters named in `refit`, which start there and float."""
-    counts, edges = _histogram(counts, edges)
-    _shape_total(edges, shape_params)
-    if counts.sum() == 0:
-        return _no_events(BACKGROUND, len(counts), fixed=frozen(refit), shape=shape_params)
-    start = {_YIELD: counts.sum(), **dict(zip(SHAPE, shape_params, strict=True))}
-    return _minimise(counts, edges, start, fixed=frozen(refit))
-
-
-def fit_with_signal(counts, edges, shape_params: Sequence[float], mass: float, width: float,
-                    *, free_mass: bool = False, free_width: bool = False,
-                    refit: Sequence[str] = ()) -> FitResult:
-    """The frozen-shape background (p0 free) plus a Gaussian of free non-negative yield at
-    `mass` with `width` (GeV); with `free_mass` the mean floats within the histogram's range,
-    with `free_width` the width between a quarter of the narrowest bin and half the range."""
-    counts, edges = _histogram(counts, edges)
-    shape_total = _shape_total(edges, shape_params)
-    fixed = (*frozen(refit), *(() if free_mass else ("mass",)),
-             *(() if free_width else ("width",)))
-    if not edges[0] <= mass <= edges[-1] or width <= 0:
-        raise ValueError(f"the signal needs a mass inside [{edges[0]}, {edges[-1]}] and a "
-                         f"positive width, got mass {mass}, width {width}")
-    if counts.sum() == 0:
-        return _no_events((*BACKGROUND, *SIGNAL), len(counts), fixed=fixed, shape=shape_params)
-    background = counts.sum() * background_counts(edges, 1.0, *shape_params) / shape_total
-    window = signal_counts(edges, 1.0, mass, width) > 0.05 / len(counts)
-    excess = float((counts - background)[window].sum())
-    signal_yield = max(excess, math.sqrt(max(background[window].sum(), 1.0)))
-    start = {_YIELD: counts.sum(), **dict(zip(SHAPE, shape_params, strict=True)),
-             "signal_yield": signal_yield, "mass": mass, "width": width}
-    limits = {"signal_yield": (0.0, None), "mass": (edges[0], edges[-1]),
-              "width": (np.diff(edges).min() / 4, (edges[-1] - edges[0]) / 2)}
-    result = _minimise(counts, edges, start, fixed, limits)
-    if result.valid or not (free_mass or free_width) or not _no_signal(result):
-        return result
-    # At zero yield the mass and width are undetermined, which alone fails the fit.
-    again = _minimise(counts, edges, start, (*frozen(refit), *SIGNAL[1:]), limits)
-    return replace(again, message="no signal preferred, so mass and width were fixed at the "
-                                  f"given values ({result.message}); then: {again.message}")
-
-
-def local_p_value(counts, edges, shape_params: Sequence[float], mass: float, width: float,
-                  *, free_mass: bool = False, free_width: bool = False,
-                  refit: Sequence[str] = ()) -> SignalTest:
-    """The local p-value of the background-only hypothesis at `mass`, from the likelihood
-    ratio of `fit_with_signal` over `fit_normalisation` (asymptotic, one-sided:
-    p = chi2_1.sf(q0) / 2, so 0.5 when no signal is preferred). With `free_mass` the
-    p-value is that of the best mass, without any look-elsewhere correction."""
-    background = fit_normalisation(counts, edges, shape_params, refit)
-    signal = fit_with_signal(counts, edges, shape_params, mass, width, free_mass=free_mass,
-                             free_width=free_width, refit=refit)
-    q0 = background.fval - signal.fval  # NaN when a histogram has no events
-    if not math.isfinite(q0):
-        return SignalTest(background, signal, math.nan, math.nan, math.nan)
-    q0 = max(q0, 0.0) if signal.parameters["signal_yield"] > 0 else 0.0
-    return SignalTest(background, signal, q0, 0.5 * float(chi2_distribution.sf(q0, 1)),
-                      math.sqrt(q0))
-
-
-def _no_signal(result: FitResult) -> bool:
-    """Whether a signal fit's yield is below one event or within its error of zero."""
-    signal_yield, error = result.parameters["signal_yield"], result.errors["signal_yield"]
-    return signal_yield < 1.0 or (error is not None and signal_yield < error)
-
-
-def _histogram(counts, edges) -> tuple[np.ndarray, np.ndarray]:
-    counts, edges = np.asarray(counts, np.float64), np.asarray(edges, np.float64)
-    if edges.ndim != 1 or counts.shape != (len(edges) - 1,) or len(counts) == 0:
-        raise ValueError(f"need one count per bin: {counts.shape} counts for "
-                         f"{edges.shape} edges")
-    if not np.isfinite(edges).all() or not (np.diff(edges) > 0).all():
-        raise ValueError("bin edges must be finite and increasing")
-    if edges[0] <= 0 or edges[-1] >= SQRT_S:
-        raise ValueError(f"the dijet function needs 0 < m < {SQRT_S} GeV; edges span "
-                         f"{edges[0]} to {edges[-1]}")
-    if not np.isfinite(counts).all() or (counts < 0).any():
-        raise ValueError("counts must be finite and non-negative")
-    return counts, edges
-
-
-def _shape_start(counts: np.ndarray, edges: np.ndarray) -> tuple[float, float, float]:
-    """(p1, p2, p3) from a straight-line fit of ln(density), which is linear in
-    (ln p0, p1, p2, p3), weighted by the counts (the inverse variance of ln n)."""
-    filled = counts > 0
-    if filled.sum() <= len(BACKGROUND):
-        return DEFAULT_SHAPE
-    x = (edges[1:] + edges[:-1])[filled] / 2 / SQRT_S
-    design = np.stack([np.ones_like(x), np.log1p(-x), -np.log(x), -np.log(x) ** 2], axis=1)
-    density = np.log(counts[filled] / np.diff(edges)[filled])
+def shape_start(counts: np.ndarray, binning: Binning, order: int = 3) -> np.ndarray:
+    """Start coefficients from a straight-line fit of ln(density) in the range, which is
+    linear in (ln p0, p1, p2, p3), weighted by the counts; `order` 2 fixes p3 at 0."""
+    counts = np.asarray(counts, np.float64)
+    filled = binning.mask & (counts > 0)
+    if filled.sum() <= order + 1:
+        return binning.coefficients((10.0, 5.0, 0.0))
+    centres = (binning.edges[1:] + binning.edges[:-1])[filled] / 2
+    x = centres / SQRT_S
+    design = np.stack([np.ones_like(x), np.log1p(-x), -np.log(x), -np.log(x) ** 2],
+                      axis=1)[:, :order + 1]
+    density = np.log(counts[filled] / np.diff(binning.edges)[filled])
     weight = np.sqrt(counts[filled])
     solution, *_ = np.linalg.lstsq(design * weight[:, None], density * weight, rcond=None)
-    shape = tuple(float(value) for value in solution[1:])
-    total = background_counts(edges, 1.0, *shape).sum()
-    return shape if np.isfinite(solution).all() and np.isfinite(total) and total > 0 \
-        else DEFAULT_SHAPE
+    shape = np.zeros(3)
+    shape[:order] = solution[1:]
+    if not np.isfinite(shape).all():
+        return binning.coefficients((10.0, 5.0, 0.0))
+    return binning.coefficients(shape)
 
 
-def _shape_total(edges: np.ndarray, shape: Sequence[float]) -> float:
-    """The integral over the histogram of the dijet function with p0 = 1."""
-    total = float(background_counts(edges, 1.0, *shape).sum())
-    if not math.isfinite(total) or total <= 0:
-        raise ValueError(f"the dijet shape {tuple(shape)} gives no finite positive yield "
-                         f"between {edges[0]} and {edges[-1]} GeV")
-    return total
+class _Spectrum:
+    """The scaled cdf of one histogram's model for `ExtendedBinnedNLL`, and its gradient:
+    yield x background probability (x transfer function) + signal yield x Gaussian share.
+    Its parameters: yield, the shape coefficients c (a = `subspace` c; none when the shape
+    is `fixed`), b1 and b2 with a transfer function, signal with a `template`."""
+
+    def __init__(self, binning: Binning, *, subspace: np.ndarray | None,
+                 fixed: np.ndarray | None = None, transfer: bool = False,
+                 template: np.ndarray | None = None):
+        self.binning, self.subspace, self.fixed = binning, subspace, fixed
+        self.transfer, self.template = transfer, template
+        order = 0 if subspace is None else subspace.shape[1]
+        self.names = ["yield", *(f"c{i + 1}" for i in range(order)),
+                      *(TRANSFER if transfer else ()),
+                      *(("signal",) if template is not None else ())]
+        self.order = order
+
+    def _split(self, args):
+        args = np.asarray(args, np.float64)
+        position = 1 + self.order
+        coefficients = self.fixed if self.subspace is None else self.subspace @ args[1:position]
+        transfer = args[position:position + 2] if self.transfer else (0.0, 0.0)
+        signal = args[-1] if self.template is not None else 0.0
+        return args[0], coefficients, transfer, signal
+
+    def mu(self, args) -> np.ndarray:
+        total, coefficients, transfer, signal = self._split(args)
+        mu = total * self.binning.background(coefficients, transfer)
+        return mu + signal * self.template if self.template is not None else mu
+
+    def __call__(self, xe, *args):
+        return np.concatenate([[0.0], np.cumsum(self.mu(args))])
+
+    def jacobian(self, args) -> np.ndarray:
+        """d mu / d parameter for every bin: (parameters, bins), in `names` order."""
+        total, coefficients, transfer, _ = self._split(args)
+        probability, moments = self.binning.background(coefficients, transfer, gradient=True)
+        rows = [probability[None]]
+        if self.subspace is not None:
+            rows.append(total * self.subspace.T @ moments[:3])
+        if self.transfer:
+            rows.append(total * moments[3:])
+        if self.template is not None:
+            rows.append(self.template[None])
+        return np.concatenate(rows)
+
+    def gradient(self, xe, *args):
+        rows = self.jacobian(args)
+        return np.concatenate([np.zeros((len(rows), 1)), np.cumsum(rows, axis=1)], axis=1)
 
 
-def _model(edges: np.ndarray, with_signal: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """Expected counts from the internal parameters: (background yield, p1, p2, p3,
-    [signal_yield, mass, width])."""
-
-    def expected(values: np.ndarray) -> np.ndarray:
-        shape = background_counts(edges, 1.0, *values[1:4])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            counts = values[0] * shape / shape.sum()
-        return counts + signal_counts(edges, *values[4:7]) if with_signal else counts
-
-    return expected
+def _nll(counts: np.ndarray, spectrum: _Spectrum, binning: Binning,
+         suffix: str = "") -> ExtendedBinnedNLL:
+    names = [f"{name}{suffix}" if name == "yield" else name for name in spectrum.names]
+    cost = ExtendedBinnedNLL(counts, binning.edges, spectrum, grad=spectrum.gradient,
+                             name=names)
+    cost.mask = binning.mask
+    return cost
 
 
-def _minimise(counts: np.ndarray, edges: np.ndarray, start: dict[str, float],
-              fixed: Sequence[str], limits: Mapping[str, tuple] | None = None) -> FitResult:
-    """Minimise the deviance over the internal parameters `start` (the background yield in
-    the histogram stands in for p0: unlike p0 it does not move with the shape, which keeps
-    the fit well conditioned) and report p0 and its error propagated from the covariance."""
-    names = list(start)
-    model = _model(edges, "signal_yield" in names)
+def _checked(counts, binning: Binning, what: str) -> np.ndarray:
+    counts = np.asarray(counts, np.float64)
+    if counts.shape != (binning.bins,) or not np.isfinite(counts).all() or (counts < 0).any():
+        raise ValueError(f"{what}: need one finite non-negative count per bin "
+                         f"({binning.bins}), got shape {counts.shape}")
+    return counts
 
-    def deviance(values: np.ndarray) -> float:
-        expected = model(values)
-        if not np.isfinite(expected).all() or (expected[counts > 0] <= 0).any():
-            return _HUGE
-        return poisson_deviance(counts, expected)
 
-    minuit = Minuit(deviance, np.array(list(start.values())), name=names)
-    minuit.errordef = Minuit.LEAST_SQUARES  # the deviance is -2 ln L up to a constant
-    minuit.errors = [0.1 * abs(value) if value else 0.1 for value in start.values()]
-    minuit.limits[_YIELD] = (0.0, None)
-    for name, (low, high) in (limits or {}).items():
-        minuit.limits[name] = (low, high)
-    for name in fixed:
-        minuit.fixed[name] = True
+def fit(counts, binning: Binning, *, order: int = 3, frozen: np.ndarray | None = None,
+        neighbour=None, transfer_widths: tuple[float, float] | None = None,
+        template: np.ndarray | None = None, start: FitResult | None = None,
+        errors: bool = True) -> FitResult:
+    """One extended binned likelihood fit of a cluster's histogram `counts`:
+
+    - the dijet function with its shape free (`order` 3: p1..p3; 2: p3 = 0), or frozen at
+      the orthonormal coefficients `frozen` (the yield alone free: the paper's model);
+    - with `neighbour` counts: the joint fit of the neighbour's histogram (its own yield,
+      the shared shape) and the cluster's, whose shape is multiplied by
+      exp(b1 u + b2 u^2); b1 and b2 are constrained by Gaussians of `transfer_widths`
+      (nuisance parameters), or free where that is None;
+    - with `template` (each bin's share of a Gaussian signal), a non-negative signal
+      yield added to the cluster's model, started at a Newton step from `start`.
+
+    `start` (an earlier fit of the same histograms) starts the common parameters. Without
+    `errors` (toys, scans) HESSE is skipped and Migrad runs at strategy 0."""
+    counts = _checked(counts, binning, "cluster histogram")
+    joint = neighbour is not None
+    subspace = None if frozen is not None else binning.subspace(order)
+    spectrum = _Spectrum(binning, subspace=subspace, fixed=frozen, transfer=joint,
+                         template=template)
+    cost = _nll(counts, spectrum, binning)
+    values = {"yield": max(counts[binning.mask].sum(), 1.0)}
+    if subspace is not None:
+        source = counts + (np.asarray(neighbour, np.float64) if joint else 0.0)
+        values.update(zip(spectrum.names[1:1 + spectrum.order],
+                          subspace.T @ shape_start(source, binning, order), strict=True))
+    if joint:
+        neighbour = _checked(neighbour, binning, "neighbour histogram")
+        other = _Spectrum(binning, subspace=subspace)
+        cost = cost + _nll(neighbour, other, binning, suffix="_neighbour")
+        values.update(yield_neighbour=max(neighbour[binning.mask].sum(), 1.0), b1=0.0, b2=0.0)
+        if transfer_widths is not None:
+            cost = cost + NormalConstraint(list(TRANSFER), [0.0, 0.0], list(transfer_widths))
+    if start is not None:
+        values.update({k: v for k, v in start.internal.items() if k in values})
+    if template is not None:
+        values["signal"] = _signal_start(counts, binning, spectrum, values)
+    names = list(cost._parameters)
+    minuit = Minuit(cost, *[values[name] for name in names], name=names)
+    for name in names:
+        minuit.errors[name] = 0.05 * values[name] + 1.0 if name.startswith(
+            ("yield", "signal")) else 0.05
+        if name.startswith(("yield", "signal")):
+            minuit.limits[name] = (0.0, None)
+    minuit.strategy = 1 if errors else 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         minuit.migrad()
         if not minuit.valid:
-            minuit.migrad()  # a second descent from the first one's end often converges
-        minuit.hesse()
-
-    values = np.array(minuit.values)
-    # A degenerate fit (a handful of events) can end where p0 overflows: it is reported
-    # as not valid, with p0 infinite or NaN (None in `to_dict`), not raised.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        shape_total = float(background_counts(edges, 1.0, *values[1:4]).sum())
-        parameters = {"p0": float(values[0] / shape_total),
-                      **{name: float(minuit.values[name]) for name in names[1:]}}
-        errors = {"p0": _p0_error(minuit, edges, shape_total),
-                  **{name: None if name in fixed else float(minuit.errors[name])
-                     for name in names[1:]}}
-        expected = model(values)
-    return FitResult(parameters, errors, bool(minuit.valid and minuit.accurate),
-                     _message(minuit, [str(w.message) for w in caught]), float(minuit.fval),
-                     _pearson_chi2(counts, expected), len(counts) - minuit.nfit)
+            minuit.strategy = 1
+            minuit.migrad()
+        if errors:
+            minuit.hesse()
+    return _result(minuit, binning, spectrum, [str(w.message) for w in caught], errors)
 
 
-def _p0_error(minuit: Minuit, edges: np.ndarray, shape_total: float) -> float:
-    """The error of p0 = yield / integral(p1, p2, p3), linearly propagated."""
-    if minuit.covariance is None:
-        return math.nan
-    values = np.array(minuit.values)
-    gradient = np.zeros(len(values))
-    gradient[0] = 1.0 / shape_total
-    for index in range(1, 4):
-        if minuit.fixed[index]:
-            continue
-        step = 1e-5 * max(1.0, abs(values[index]))
-        up, down = values[1:4].copy(), values[1:4].copy()
-        up[index - 1] += step
-        down[index - 1] -= step
-        d_log_total = (np.log(background_counts(edges, 1.0, *up).sum())
-                       - np.log(background_counts(edges, 1.0, *down).sum())) / (2 * step)
-        gradient[index] = -values[0] / shape_total * d_log_total
-    return float(np.sqrt(max(gradient @ np.array(minuit.covariance) @ gradient, 0.0)))
+def _signal_start(counts, binning, spectrum: _Spectrum, values: dict) -> float:
+    """One Newton step in the signal yield from zero, at the background-only start."""
+    args = [values.get(name, 0.0) for name in spectrum.names[:-1]] + [0.0]
+    mu = np.maximum(spectrum.mu(args), 1e-9)[binning.mask]
+    template, n = spectrum.template[binning.mask], counts[binning.mask]
+    step = float((template * (n - mu) / mu).sum() / (template ** 2 / mu).sum())
+    return max(step, 1.0)
 
 
-def _pearson_chi2(counts: np.ndarray, expected: np.ndarray) -> float:
-    """sum (n - mu)^2 / mu; a bin with mu = 0 adds 0 if empty, else infinity."""
-    safe = np.where(expected > 0, expected, 1.0)
-    terms = np.where(expected > 0, (counts - expected) ** 2 / safe,
-                     np.where(counts > 0, np.inf, 0.0))
-    return float(terms.sum())
+def _result(minuit: Minuit, binning: Binning, spectrum: _Spectrum,
+            caught: list[str], errors: bool) -> FitResult:
+    internal = {name: float(minuit.values[name]) for name in minuit.parameters}
+    order = spectrum.order
+    if spectrum.subspace is not None:
+        c = np.array([internal[f"c{i + 1}"] for i in range(order)])
+        coefficients = spectrum.subspace @ c
+        jacobian = binning.to_shape @ spectrum.subspace  # (3, order)
+        index = [minuit.parameters.index(f"c{i + 1}") for i in range(order)]
+        if errors and minuit.covariance is not None:
+            covariance = np.array(minuit.covariance)[np.ix_(index, index)]
+            shape_errors = np.sqrt(np.maximum(np.diag(jacobian @ covariance @ jacobian.T), 0))
+        else:
+            shape_errors = np.full(3, math.nan)
+        if order == 2:
+            shape_errors[2] = math.nan
+    else:
+        coefficients = np.asarray(spectrum.fixed, np.float64)
+        shape_errors = np.full(3, math.nan)
+    shape = binning.shape_of(coefficients)
+    parameters = {"yield": internal["yield"], "p0": binning.p0(internal["yield"], shape),
+                  **dict(zip(SHAPE, (float(v) for v in shape), strict=True))}
+    uncertainties = {"yield": _error(minuit, "yield"), "p0": None,
+              **{name: (None if spectrum.subspace is None or (order == 2 and name == "p3")
+                        else float(value)) for name, value in zip(SHAPE, shape_errors,
+                                                                  strict=True)}}
+    for name in (*TRANSFER, "signal", "yield_neighbour"):
+        if name in internal:
+            parameters[name], uncertainties[name] = internal[name], _error(minuit, name)
+    fitted_bins = int(binning.mask.sum()) * (2 if "yield_neighbour" in internal else 1)
+    valid = bool(minuit.valid and (minuit.accurate or not errors))
+    return FitResult(parameters, uncertainties, valid,
+                     _message(minuit, caught), float(minuit.fval), fitted_bins - minuit.nfit,
+                     tuple(float(v) for v in coefficients), internal)
+
+
+def _error(minuit: Minuit, name: str) -> float | None:
+    return None if minuit.fixed[name] else float(minuit.errors[name])
 
 
 def _message(minuit: Minuit, caught_warnings: list[str]) -> str:
@@ -372,14 +425,136 @@ def _message(minuit: Minuit, caught_warnings: list[str]) -> str:
     return "; ".join(problems) if problems else "converged"
 
 
-def _no_events(names: Sequence[str], bins: int, fixed: Sequence[str] = (),
-               shape: Sequence[float] | None = None) -> FitResult:
-    parameters = dict.fromkeys(names, math.nan)
-    if shape is not None:
-        parameters.update(zip(SHAPE, (float(value) for value in shape), strict=True))
-    return FitResult(parameters, dict.fromkeys(names), False, "no events in the histogram",
-                     math.nan, math.nan, bins - (len(names) - len(fixed)))
-
-
 def _plain(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def score_scan(result: FitResult, counts, binning: Binning, templates: np.ndarray, *,
+               order: int = 3, frozen: np.ndarray | None = None, neighbour=None,
+               transfer_widths: tuple[float, float] | None = None) -> np.ndarray:
+    """The signed score statistic z(m) of a signal at every row of `templates` (masses,
+    bins), at the background-only fit `result` made with the same settings as `fit`:
+    z = U_s / sqrt(I_ss - I_s,theta I_theta,theta^-1 I_theta,s), with U_s the derivative of
+    ln L by the signal yield at zero and I the Fisher information (expected counts of the
+    fit, the constraints of b1 and b2 included). max(z, 0)^2 is asymptotically the
+    likelihood ratio q0 (Rao's score test), for every mass at the cost of one fit."""
+    counts = _checked(counts, binning, "cluster histogram")
+    joint = neighbour is not None
+    subspace = None if frozen is not None else binning.subspace(order)
+    spectra = [(_Spectrum(binning, subspace=subspace, fixed=frozen, transfer=joint), counts,
+                "")]
+    if joint:
+        spectra.append((_Spectrum(binning, subspace=subspace),
+                        _checked(neighbour, binning, "neighbour histogram"), "_neighbour"))
+    names = list(result.internal)
+    index = {name: i for i, name in enumerate(names) if name != "signal"}
+    size = len(index)
+    information = np.zeros((size, size))
+    mask = binning.mask
+    for spectrum, _, suffix in spectra:
+        own = [f"{n}{suffix}" if n == "yield" else n for n in spectrum.names]
+        args = [result.internal[name] for name in own]
+        mu = np.maximum(spectrum.mu(args)[mask], 1e-12)
+        jacobian = spectrum.jacobian(args)[:, mask]
+        rows = [index[name] for name in own]
+        information[np.ix_(rows, rows)] += (jacobian / mu) @ jacobian.T
+        if not suffix:
+            cluster_mu, cluster_jacobian, cluster_rows = mu, jacobian, rows
+    if joint and transfer_widths is not None:
+        for name, width in zip(TRANSFER, transfer_widths, strict=True):
+            information[index[name], index[name]] += 1.0 / width ** 2
+    signal = np.asarray(templates, np.float64)[:, mask]  # (masses, bins)
+    score = (signal * (counts[mask] / cluster_mu - 1.0)).sum(axis=1)
+    cross = np.zeros((len(signal), size))
+    cross[:, cluster_rows] = (signal / cluster_mu) @ cluster_jacobian.T
+    own_information = (signal ** 2 / cluster_mu).sum(axis=1)
+    solved = np.linalg.lstsq(information, cross.T, rcond=None)[0]  # (size, masses)
+    variance = own_information - np.einsum("mi,im->m", cross, solved)
+    return score / np.sqrt(np.maximum(variance, 1e-12 * own_information))
+
+
+def fit_shape(counts, binning: Binning, order: int = 3) -> FitResult:
+    """The shape alone (p1..p3, or p1, p2 with `order` 2) of the dijet function fitted to a
+    histogram's fitted range with `BinnedNLL` (multinomial: the yield is the observed one);
+    ``fval`` is the multinomial deviance, a goodness of fit with ``ndf`` = bins - 1 - order."""
+    counts = _checked(counts, binning, "histogram")
+    subspace = binning.subspace(order)
+
+    def cdf(xe, *c):
+        del xe
+        return np.concatenate([[0.0], np.cumsum(binning.background(subspace @ np.array(c)))])
+
+    def gradient(xe, *c):
+        del xe
+        _, moments = binning.background(subspace @ np.array(c), gradient=True)
+        rows = subspace.T @ moments[:3]
+        return np.concatenate([np.zeros((order, 1)), np.cumsum(rows, axis=1)], axis=1)
+
+    names = [f"c{i + 1}" for i in range(order)]
+    cost = BinnedNLL(counts, binning.edges, cdf, grad=gradient, name=names)
+    cost.mask = binning.mask
+    start = subspace.T @ shape_start(counts, binning, order)
+    minuit = Minuit(cost, *start, name=names)
+    minuit.errors = [0.05] * order
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        minuit.migrad()
+        if not minuit.valid:
+            minuit.migrad()
+    coefficients = subspace @ np.array(minuit.values)
+    shape = binning.shape_of(coefficients)
+    total = float(counts[binning.mask].sum())
+    return FitResult({"yield": total, "p0": binning.p0(total, shape),
+                      **dict(zip(SHAPE, (float(v) for v in shape), strict=True))},
+                     {"yield": None, "p0": None, "p1": None, "p2": None, "p3": None},
+                     bool(minuit.valid), _message(minuit, [str(w.message) for w in caught]),
+                     float(minuit.fval), int(binning.mask.sum()) - 1 - order,
+                     tuple(float(v) for v in coefficients),
+                     {name: float(minuit.values[name]) for name in names})
+
+
+def choose_fit_range(mjj, edges, high: float, min_p: float = 0.05, gap_bins: int = 3,
+                     order: int = 2) -> dict:
+    """The start of the fitted m_jj range, from the data. The trigger requirement makes the
+    spectrum rise to a plateau before it falls as the dijet function does, and a fit that
+    starts on the turn-on bends its shape to absorb the deficit there, so a goodness of fit
+    over the whole range barely notices. Instead each candidate start s (the bin edges from
+    the histogram's highest bin upward) is tested where the turn-on would show: the shape
+    (`fit_shape`, `order` 2: the three-parameter function, the least flexible) is fitted
+    from `gap_bins` bins above s to `high` and extrapolated down to s; s is taken when the
+    `gap_bins` bins below the fit agree with the extrapolation (Poisson deviance,
+    chi2 with `gap_bins` degrees of freedom, p >= `min_p`) and the fit itself is good
+    (p >= `min_p`). Every candidate tried is reported."""
+    from scipy.stats import chi2
+
+    edges = np.asarray(edges, np.float64)
+    counts, _ = np.histogram(np.asarray(mjj, np.float64), bins=edges)
+    below_high = edges[1:] <= high
+    peak = int(np.argmax(np.where(below_high, counts, -1)))
+    candidates, chosen = [], None
+    for index in range(peak, len(edges) - 1 - gap_bins):
+        start, reference = edges[index], edges[index + gap_bins]
+        try:
+            binning = Binning(edges, reference, high)
+        except ValueError:
+            break
+        result = fit_shape(counts, binning, order)
+        probability = binning.background(np.array(result.coefficients))
+        gap = slice(index, index + gap_bins)
+        expected = counts[binning.mask].sum() * probability[gap]
+        observed = counts[gap].astype(np.float64)
+        deviance = float(2 * np.sum(expected - observed + np.where(
+            observed > 0, observed * np.log(np.maximum(observed, 1) / expected), 0.0)))
+        gap_p = float(chi2.sf(deviance, gap_bins))
+        candidates.append({"low": float(start), "gap_p": gap_p, "gap_deviance": deviance,
+                           "observed_over_expected": (observed / expected).tolist(),
+                           "fit_gof_p": _plain(result.gof_p), "valid": result.valid})
+        if result.valid and gap_p >= min_p and result.gof_p >= min_p:
+            chosen = float(start)
+            break
+    if chosen is None:
+        raise ValueError(f"no start of the fitted range between {edges[peak]} and {high} GeV "
+                         f"passes the turn-on test at p >= {min_p}")
+    return {"low": chosen, "high": float(high), "peak": float(edges[peak]), "min_p": min_p,
+            "gap_bins": gap_bins, "events": int(counts.sum()), "candidates": candidates,
+            "counts": counts.tolist(), "edges": edges.tolist()}

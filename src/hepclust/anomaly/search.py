@@ -1,61 +1,39 @@
-"""The data-driven background estimate of every cluster (PRD 103, 092007, Sec. VI.A).
+"""The bump hunt in every cluster of a clustering (PRD 103, 092007, Sec. VI.A), with
+p-values that hold without signal.
 
-For a cluster c with nearest other cluster n (centroid distance; among clusters with
-events in the histogram, as a centroid that lost all its events models nothing):
+For each cluster c of the evaluation sample, with n its nearest other cluster in embedding
+space (among clusters with events in the fitted range):
 
-1. fit the dijet function to n's m_jj histogram (`fit_background`, evaluation sample);
-2. freeze its shape (p1, p2, p3) and test c: a normalisation-only fit against one with a
-   Gaussian signal of non-negative yield, whose likelihood ratio gives the local p-value
-   of the background-only hypothesis (`local_p_value`).
+1. the background-only fit of c's m_jj histogram under the configured model
+   (`hepclust.anomaly.models`: the paper's ``frozen`` neighbour shape, c's ``own`` dijet
+   fit, or n's shape times a constrained ``transfer`` function);
+2. the mass scan: a Gaussian signal at every mass of the grid, the local p-value at the
+   best one;
+3. the global p-value of c: its trials factor over masses from background-only toys of
+   c's fitted model;
 
-Where the Gaussian sits: the mass is chosen on the independent test sample (the same
-steps with the mass free there, started at the largest local excess, on the same frozen
-shape), then fixed for the test on the evaluation sample. A mass fitted on the evaluated
-histogram itself would make the p-value the smallest of several looks (the look-elsewhere
-effect), far from uniform without signal; choosing it on independent events keeps the
-evaluation p-value a one-look p-value, as the paper's independent training, test and
-evaluation samples intend.
+then the clusters are ranked by global p-value, and the smallest is corrected for the number
+of clusters tested (Sidak): the p-value of the whole search.
 
-Every fit is kept, valid or not: a cluster whose fits fail carries ``valid`` False and the
-fits' messages, and only valid clusters are ranked.
+The evaluation sample alone is searched; the test sample keeps its role in the S/B table
+(the evaluation S/B of the cluster that is best on the test sample).
 """
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from hepclust.anomaly.clusters import nearest_other_cluster
 from hepclust.anomaly.dijets import assigned_split
-from hepclust.anomaly.fit import (
-    SignalTest,
-    expected_counts,
-    fit_background,
-    fit_normalisation,
-    frozen,
-    local_p_value,
+from hepclust.anomaly.models import (
+    ScanSettings,
+    global_p,
+    scan,
+    sidak,
+    significance,
+    transfer_widths,
+    trials,
 )
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """The m_jj histogram (`edges`, GeV), the signal's Gaussian width (GeV), and the shape
-    parameters of the neighbour's fit that the cluster's fits refit (`refit`; the paper:
-    none, the whole shape frozen)."""
-
-    edges: np.ndarray
-    signal_width: float
-    refit: tuple[str, ...] = ()
-
-    @classmethod
-    def from_config(cls, low: float, high: float, bins: int, signal_width: float,
-                    refit: Sequence[str] = ()) -> "SearchSettings":
-        if not 0 < low < high or bins < 1 or signal_width <= 0:
-            raise ValueError(f"need 0 < low < high, bins >= 1 and a positive width, got "
-                             f"low {low}, high {high}, bins {bins}, width {signal_width}")
-        frozen(refit)
-        return cls(np.linspace(low, high, bins + 1), float(signal_width), tuple(refit))
 
 
 def nearest_populated_cluster(centroids: np.ndarray, populated: np.ndarray) -> np.ndarray:
@@ -82,154 +60,112 @@ def cluster_histograms(mjj: np.ndarray, clusters: np.ndarray, k: int,
     return counts
 
 
-def largest_excess(counts: np.ndarray, edges: np.ndarray, shape: tuple,
-                   refit: Sequence[str] = ()) -> float:
-    """The centre of the bin where the counts exceed the frozen-shape background fit most,
-    in units of its Poisson error: where a signal fit starts. The histogram's middle when
-    the fit fails."""
-    background = fit_normalisation(counts, edges, shape, refit)
-    centres = (edges[1:] + edges[:-1]) / 2
-    if not math.isfinite(background.parameters["p0"]):
-        return float(centres[len(centres) // 2])
-    expected = expected_counts(edges, background.parameters)
-    pull = (counts - expected) / np.sqrt(np.maximum(expected, 1.0))
-    return float(centres[int(np.argmax(pull))])
+def _plain(value):
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _usable(fit) -> bool:
-    return fit.valid and all(math.isfinite(v) for v in fit.shape)
-
-
-def shape_fits(counts: np.ndarray, edges: np.ndarray) -> list[dict]:
-    """The dijet fit of every cluster's histogram as a dict, with ``shape`` the frozen
-    (p1, p2, p3) it lends to the clusters it is nearest to, or None when it cannot serve
-    (not converged, or non-finite parameters). Where the four-parameter fit fails (a few
-    hundred events often leave it degenerate), the three-parameter function (p3 = 0) is
-    fitted instead; ``parameters_fitted`` says which, and the failed four-parameter fit is
-    kept under ``four_parameter_fit``."""
-    fits = []
-    for cluster_counts in counts:
-        fit = fit_background(cluster_counts, edges)
-        entry = {**fit.to_dict(), "parameters_fitted": 4}
-        if not _usable(fit) and cluster_counts.sum() > 0:
-            fallback = fit_background(cluster_counts, edges, p3=0.0)
-            entry = {**fallback.to_dict(), "parameters_fitted": 3,
-                     "four_parameter_fit": fit.to_dict()}
-            fit = fallback
-        fits.append({**entry, "shape": list(fit.shape) if _usable(fit) else None})
-    return fits
-
-
-def _test(counts: np.ndarray, shape: list, mass: float, settings: SearchSettings,
-          free_mass: bool) -> SignalTest | str:
-    """The signal test, or why it could not run (a shape with no finite yield here)."""
-    try:
-        return local_p_value(counts, settings.edges, shape, mass, settings.signal_width,
-                             free_mass=free_mass, refit=settings.refit)
-    except ValueError as err:
-        return str(err)
-
-
-def choose_masses(counts: np.ndarray, neighbours: np.ndarray, fits: list[dict],
-                  settings: SearchSettings) -> list[dict]:
-    """For each cluster, the signal mass preferred by a free-mass fit of its test-sample
-    histogram (`counts`) on the frozen shape of its neighbour's fit; None where a fit
-    failed."""
-    choices = []
-    for cluster, neighbour in enumerate(neighbours):
-        shape = fits[neighbour]["shape"]
-        choice = {"cluster": cluster, "events": int(counts[cluster].sum()), "mass": None,
-                  "valid": False, "message": f"no background shape from cluster {neighbour}"}
-        if shape is not None:
-            start = largest_excess(counts[cluster], settings.edges, shape, settings.refit)
-            test = _test(counts[cluster], shape, start, settings, free_mass=True)
-            if isinstance(test, str):
-                choice["message"] = test
-            else:
-                mass = test.signal.parameters["mass"]
-                choice.update(start_mass=start, test=test.to_dict(), valid=test.valid,
-                              mass=mass if math.isfinite(mass) else None,
-                              message=test.signal.message)
-        choices.append(choice)
-    return choices
-
-
-def p_values(counts: np.ndarray, neighbours: np.ndarray, fits: list[dict],
-             masses: list[float | None], settings: SearchSettings) -> list[dict]:
-    """The background-only test of each cluster's evaluation histogram (`counts`) at its
-    given mass on the frozen shape of its neighbour's fit; a cluster without a mass is
-    tested at the histogram's middle, and flagged."""
-    edges = settings.edges
-    middle = float((edges[0] + edges[-1]) / 2)
+def search(mjj: np.ndarray, clusters: np.ndarray, centroids: np.ndarray,
+           settings: ScanSettings, model: str, seed: int,
+           upcrossings: list[float | None] | None = None) -> dict:
+    """The whole search on one clustering of the evaluation sample (`mjj`, `clusters`).
+    The trials factor of each cluster comes from `settings.trials_toys` toys of its fitted
+    model, seeded by `seed` and the cluster, or, where given, from `upcrossings` (each
+    cluster's mean upcrossings from an earlier search: the injection study reuses the
+    data's)."""
+    binning = settings.binning
+    k = len(centroids)
+    counts = cluster_histograms(mjj, clusters, k, binning.edges)
+    in_range = counts[:, binning.mask].sum(axis=1)
+    testable = in_range >= settings.min_events
+    neighbours = nearest_populated_cluster(centroids, testable)
+    widths = None
+    transfer = None
+    if model == "transfer":
+        transfer = transfer_widths([(counts[c], counts[n]) for c, n in enumerate(neighbours)
+                                    if testable[c]], binning, settings.min_events)
+        widths = tuple(transfer["widths"])
     rows = []
     for cluster, neighbour in enumerate(neighbours):
-        shape_fit, mass = fits[neighbour], masses[cluster]
-        row = {"cluster": cluster, "neighbour": int(neighbour),
-               "events": int(counts[cluster].sum()),
+        row = {"cluster": cluster, "neighbour": int(neighbour), "events": int(in_range[cluster]),
                "counts": counts[cluster].astype(int).tolist(),
                "neighbour_counts": counts[neighbour].astype(int).tolist(),
-               "background_shape": {k: v for k, v in shape_fit.items() if k != "shape"},
-               "mass": mass if mass is not None else middle,
-               "mass_from_test_sample": mass is not None, "p_value": None,
-               "significance": None, "valid": False}
-        if shape_fit["shape"] is None:
-            row["message"] = f"the background fit of cluster {neighbour} failed: " \
-                             f"{shape_fit['message']}"
-        else:
-            test = _test(counts[cluster], shape_fit["shape"], row["mass"], settings,
-                         free_mass=False)
-            if isinstance(test, str):
-                row["message"] = test
+               "valid": False, "local_p": None, "global_p": None, "mass": None, "q0": None}
+        if not testable[cluster] or not testable[neighbour]:
+            row["message"] = (f"fewer than {settings.min_events} events in the fitted range "
+                              f"({int(in_range[cluster])}, neighbour {int(in_range[neighbour])})")
+            rows.append(row)
+            continue
+        result = scan(model, counts[cluster], counts[neighbour], settings, widths)
+        background = result["background"]
+        row.update(background=background.result.to_dict(),
+                   parameters_fitted=background.parameters_fitted,
+                   neighbour_fit=None if background.neighbour_fit is None
+                   else background.neighbour_fit.to_dict(),
+                   valid=result["valid"], message=result["message"],
+                   z=None if result["z"] is None else [_plain(z) for z in result["z"]])
+        if result["valid"]:
+            if upcrossings is not None:
+                mapping = {"upcrossings": upcrossings[cluster], "reused": True}
             else:
-                summary = test.to_dict()
-                row.update(test=summary, p_value=summary["p_value"],
-                           significance=summary["significance"], valid=test.valid,
-                           message="converged" if test.valid else
-                           f"background: {test.background.message}; "
-                           f"signal: {test.signal.message}")
+                mapping = trials(background, settings, [seed, 16, cluster], widths)
+            p = global_p(result["q0"], mapping["upcrossings"], settings.threshold)
+            row.update(mass=result["mass"], q0=result["q0"], local_p=result["local_p"],
+                       local_significance=significance(result["local_p"]),
+                       signal=result["signal_fit"].to_dict() if result["signal_fit"] else None,
+                       trials=mapping, global_p=p, global_significance=significance(p),
+                       valid=p is not None)
         rows.append(row)
-    return rows
-
-
-def search(eval_mjj: np.ndarray, eval_clusters: np.ndarray, test_mjj: np.ndarray,
-           test_clusters: np.ndarray, centroids: np.ndarray,
-           settings: SearchSettings) -> dict:
-    """The whole background estimate for one clustering: each cluster's dijet fit on the
-    evaluation sample (the background model of the clusters it is nearest to), masses
-    chosen on the test sample, p-values on the evaluation sample, and the valid clusters
-    ranked by p-value. The test sample's histograms use the evaluation fits' shapes: the
-    mass choice stays independent of the evaluated histogram, and the larger sample gives
-    the steadier fits."""
-    k = len(centroids)
-    edges = settings.edges
-    eval_counts = cluster_histograms(eval_mjj, eval_clusters, k, edges)
-    neighbours = nearest_populated_cluster(centroids, eval_counts.sum(axis=1) > 0)
-    fits = shape_fits(eval_counts, edges)
-    choices = choose_masses(cluster_histograms(test_mjj, test_clusters, k, edges), neighbours,
-                            fits, settings)
-    rows = p_values(eval_counts, neighbours, fits, [choice["mass"] for choice in choices],
-                    settings)
-    ranked = sorted((row for row in rows if row["valid"] and row["p_value"] is not None),
-                    key=lambda row: row["p_value"])
-    return {"edges": edges.tolist(), "signal_width": settings.signal_width,
-            "clusters": rows, "mass_choice": choices,
+    ranked = sorted((row for row in rows if row["valid"]),
+                    key=lambda row: (row["global_p"], row["local_p"]))
+    best = ranked[0] if ranked else None
+    p_search = sidak(best["global_p"], len(ranked)) if best else None
+    return {"model": model, "edges": binning.edges.tolist(), "fit_low": binning.low,
+            "fit_high": binning.high, "signal_width": settings.width,
+            "masses": settings.masses.tolist(), "threshold": settings.threshold,
+            "transfer": transfer, "clusters": rows,
             "ranking": [row["cluster"] for row in ranked],
-            "lowest_p_cluster": ranked[0]["cluster"] if ranked else None,
-            "valid_clusters": len(ranked), "failed_clusters": k - len(ranked),
-            "failed_background_fits": sum(fit["shape"] is None for fit in fits)}
+            "lowest_global_p_cluster": best["cluster"] if best else None,
+            "global_p_over_clusters": p_search,
+            "global_significance": significance(p_search),
+            "valid_clusters": len(ranked), "failed_clusters": k - len(ranked)}
 
 
-def search_both(clusters_file: dict[str, np.ndarray], settings: SearchSettings) -> dict:
-    """`search` on the evaluation stage's clusters, with every event ("signal") and with
-    the signal events removed ("background_only": the check that p-values are uniform
-    where there is nothing to find)."""
+def search_both(clusters_file: dict[str, np.ndarray], settings: ScanSettings, model: str,
+                seed: int) -> dict:
+    """`search` on the evaluation events with every event ("signal") and with the signal
+    events removed ("background_only")."""
     centroids = clusters_file["centroids"]
-    samples = {split: assigned_split(clusters_file, split) for split in ("eval", "test")}
-    result = {}
-    for name, keep_signal in (("signal", True), ("background_only", False)):
-        chosen = {split: arrays["label"] == 0 if not keep_signal
-                  else np.ones(len(arrays["label"]), bool) for split, arrays in samples.items()}
-        result[name] = search(*(samples[split][key][chosen[split]]
-                                for split in ("eval", "test") for key in ("mjj", "cluster")),
-                              centroids, settings)
-    return result
+    evaluated = assigned_split(clusters_file, "eval")
+    background = evaluated["label"] == 0
+    return {
+        "signal": search(evaluated["mjj"], evaluated["cluster"], centroids, settings, model,
+                         seed),
+        "background_only": search(evaluated["mjj"][background],
+                                  evaluated["cluster"][background], centroids, settings,
+                                  model, seed + 1),
+    }
+
+
+def inject(clusters_file: dict[str, np.ndarray], settings: ScanSettings, model: str,
+           fractions: list[float], seed: int, upcrossings: list[float | None]) -> list[dict]:
+    """Signal injection: every background event of the evaluation sample and a random
+    subset of its signal events making `fraction` of the background (all of them where
+    fewer exist), searched with each cluster's trials factor from the data's search
+    (`upcrossings`). The clustering is the trained one (trained on 1% signal)."""
+    centroids = clusters_file["centroids"]
+    evaluated = assigned_split(clusters_file, "eval")
+    background = np.flatnonzero(evaluated["label"] == 0)
+    signal = np.random.default_rng([seed, 18]).permutation(
+        np.flatnonzero(evaluated["label"] == 1))
+    points = []
+    for fraction in fractions:
+        chosen = signal[: min(len(signal), round(fraction * len(background)))]
+        rows = np.concatenate([background, chosen])
+        result = search(evaluated["mjj"][rows], evaluated["cluster"][rows], centroids,
+                        settings, model, seed, upcrossings)
+        points.append({"fraction": fraction, "signal_events": len(chosen),
+                       "actual_fraction": len(chosen) / len(background),
+                       "lowest_global_p_cluster": result["lowest_global_p_cluster"],
+                       "global_p_over_clusters": result["global_p_over_clusters"],
+                       "global_significance": result["global_significance"]})
+    return points

@@ -47,13 +47,17 @@ def spread(values: list) -> dict:
 
 def _fit_outcome(fits: dict, max_sb_cluster: int) -> dict:
     signal, background_only = fits["signal"], fits["background_only"]
+    row = signal["clusters"][max_sb_cluster]
     return {
         "k": fits["k"], "seed": fits["seed"], "max_sb_cluster": max_sb_cluster,
-        "lowest_p_cluster": signal["lowest_p_cluster"],
-        "lowest_p_cluster_is_max_sb": signal["lowest_p_cluster"] == max_sb_cluster,
+        "lowest_global_p_cluster": signal["lowest_global_p_cluster"],
+        "lowest_global_p_cluster_is_max_sb": signal["lowest_global_p_cluster"] == max_sb_cluster,
+        "signal_cluster_global_p": row["global_p"], "signal_cluster_local_p": row["local_p"],
+        "signal_cluster_mass": row["mass"],
+        "global_p_over_clusters": signal["global_p_over_clusters"],
         "valid_clusters": signal["valid_clusters"], "failed_clusters": signal["failed_clusters"],
-        "background_only_p_values": [row["p_value"] for row in background_only["clusters"]
-                                     if row["valid"]],
+        "background_only_p_values": [r["global_p"] for r in background_only["clusters"]
+                                     if r["valid"]],
         "background_only_failed": background_only["failed_clusters"],
         "signal": signal, "background_only": background_only,
     }
@@ -63,10 +67,25 @@ def _below(p_values: list[float]) -> float | None:
     return float(np.mean(np.array(p_values) < P_VALUE_THRESHOLD)) if p_values else None
 
 
-def combine(runs: list[dict], fits: list[dict], train_events: int, scan_clusters: int) -> dict:
+def _injection(injections: list[dict]) -> tuple[dict, dict]:
+    """{fraction: mean global significance over seeds} and each seed's points."""
+    by_fraction: dict[str, list] = {}
+    for run in injections:
+        for point in run["points"]:
+            by_fraction.setdefault(str(point["fraction"]), []).append(
+                point["global_significance"])
+    mean = {fraction: spread(values)["mean"] for fraction, values in by_fraction.items()}
+    return mean, {str(run["seed"]): run["points"] for run in injections}
+
+
+def combine(runs: list[dict], fits: list[dict], train_events: int, scan_clusters: int,
+            calibration: dict, injections: list[dict], fit_range: dict,
+            background_model: str) -> dict:
     """metrics.json from every clustering summary (`runs`, each with ``train_events`` and
-    ``seed`` added) and every background estimate (`fits`, those of the full training
-    sample, each {"k", "seed", "signal": search, "background_only": search})."""
+    ``seed`` added), every search (`fits`, those of the full training sample, each
+    {"k", "seed", "signal": search, "background_only": search}), the `calibration` of the
+    models on independent toys, the `injections` (one per seed at K = `scan_clusters`), the
+    `fit_range`, and the configured `background_model`."""
     main = [run for run in runs if run["train_events"] == train_events]
     if not main:
         raise ValueError(f"no clustering trained on the full {train_events} events")
@@ -92,6 +111,11 @@ def combine(runs: list[dict], fits: list[dict], train_events: int, scan_clusters
     p_all = [p for o in outcomes for p in o["background_only_p_values"]]
     p_by_k = {str(k): [p for o in outcomes if o["k"] == k
                        for p in o["background_only_p_values"]] for k in ks}
+    models = calibration["models"]
+    default = models[background_model]["global_p"]
+    injection, injection_by_seed = _injection(injections)
+    lowest_is_best = bool(at_scan) and all(o["lowest_global_p_cluster_is_max_sb"]
+                                           for o in at_scan)
     first = main[0]
     return {
         "inclusive_sb": first["inclusive_sb"],
@@ -103,14 +127,35 @@ def combine(runs: list[dict], fits: list[dict], train_events: int, scan_clusters
         "sb_of_test_best_by_k": test_chosen,
         "scan_clusters": scan_clusters,
         "significance_vs_train_events": scan,
-        "lowest_p_cluster_is_max_sb": bool(at_scan) and all(
-            o["lowest_p_cluster_is_max_sb"] for o in at_scan),
-        "lowest_p_cluster_is_max_sb_by_seed": {str(o["seed"]): o["lowest_p_cluster_is_max_sb"]
-                                               for o in at_scan},
-        "bkg_only_frac_p_below_0p05": _below(p_all),
-        "bkg_only_frac_p_below_0p05_by_k": {k: _below(p) for k, p in p_by_k.items()},
+        "background_model": background_model,
+        "fit_range": {key: fit_range.get(key) for key in ("low", "high", "chosen_from_data")},
+        "signal_cluster_global_p": {str(o["seed"]): o["signal_cluster_global_p"]
+                                    for o in at_scan},
+        "signal_cluster_local_p": {str(o["seed"]): o["signal_cluster_local_p"]
+                                   for o in at_scan},
+        "signal_cluster_mass": {str(o["seed"]): o["signal_cluster_mass"] for o in at_scan},
+        "global_p_over_clusters": {str(o["seed"]): o["global_p_over_clusters"]
+                                   for o in at_scan},
+        "lowest_global_p_cluster_is_max_sb": lowest_is_best,
+        "lowest_global_p_cluster_is_max_sb_by_seed": {
+            str(o["seed"]): o["lowest_global_p_cluster_is_max_sb"] for o in at_scan},
+        "lowest_p_cluster_is_max_sb": lowest_is_best,
+        "bkg_only_frac_p_below_0p05": default["fraction"],
+        "bkg_only_frac_p_below_0p05_error": default["error"],
+        "bkg_only_frac_p_below_0p05_by_model": calibration["fraction_below_0p05"],
+        "calibration": {model: {"global_p": result["global_p"], "local_p": result["local_p"],
+                                "failed": result["failed"]}
+                        for model, result in models.items()},
+        "calibration_truths": calibration["truths"],
+        "signal_cluster_global_p_by_model": {
+            model: {seed: entry["global_p"] for seed, entry in by_seed.items()}
+            for model, by_seed in calibration["power"].items()},
+        "bkg_only_observed_frac_p_below_0p05": _below(p_all),
+        "bkg_only_observed_frac_p_below_0p05_by_k": {k: _below(p) for k, p in p_by_k.items()},
         "bkg_only_valid_clusters": len(p_all),
         "bkg_only_failed_clusters": sum(o["background_only_failed"] for o in outcomes),
+        "injection": injection,
+        "injection_by_seed": injection_by_seed,
         "clusterings": runs,
         "fits": outcomes,
         "paper": PAPER,

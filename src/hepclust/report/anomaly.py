@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import mplhep
 import numpy as np
 
-from hepclust.anomaly.fit import SQRT_S, expected_counts
+from hepclust.anomaly.fit import SQRT_S, Binning
 
 SIGNAL_COLOUR, BACKGROUND_COLOUR = "C3", "C0"
 MJJ_BINS = np.linspace(1500, 7000, 56)
@@ -98,44 +98,53 @@ def plot_best_cluster_mjj(assigned: dict[str, np.ndarray], best: int) -> plt.Fig
 
 
 def plot_fit(search: dict, cluster: int) -> plt.Figure:
-    """Fig. 9: the dijet fit of the cluster nearest `cluster` (left) and, with its shape
-    frozen, the background (blue), the Gaussian signal (red) and their sum (magenta) in
-    `cluster` (right)."""
+    """Fig. 9: the nearest cluster's histogram (left) and `cluster`'s (right) with the
+    background-only fit of the search's model (blue), and at the best mass of the scan the
+    signal (red) and signal + background (magenta); the masked bins below the fitted range
+    are shown open."""
     row = search["clusters"][cluster]
     edges = np.asarray(search["edges"])
+    binning = Binning(edges, search["fit_low"], search["fit_high"])
     centres = (edges[1:] + edges[:-1]) / 2
     figure, axes = plt.subplots(1, 2, figsize=(12, 5))
-    shape = row["background_shape"]
     panels = ((axes[0], row["neighbour_counts"], f"cluster {row['neighbour']} (nearest)"),
-              (axes[1], row["counts"], f"cluster {cluster}"))
+              (axes[1], row["counts"], f"cluster {cluster} ({search['model']} model)"))
     for axis, counts, title in panels:
         counts = np.asarray(counts, float)
-        filled = counts > 0
-        axis.errorbar(centres[filled], counts[filled], yerr=np.sqrt(counts[filled]), fmt="ko",
-                      markersize=3, label="evaluation events")
+        for chosen, face, label in ((binning.mask, "k", "fitted"),
+                                    (~binning.mask, "none", "masked")):
+            shown = chosen & (counts > 0)
+            axis.errorbar(centres[shown], counts[shown], yerr=np.sqrt(counts[shown]),
+                          fmt="o", color="k", mfc=face, markersize=3, label=label)
+        axis.axvline(search["fit_low"], color="grey", linestyle=":")
         axis.set(xlabel=r"$m_{jj}$ [GeV]", ylabel="events / bin", title=title)
-    if None not in shape["parameters"].values():
-        axes[0].stairs(expected_counts(edges, shape["parameters"]), edges,
+    neighbour = row.get("neighbour_fit")
+    background = row.get("background")
+    if neighbour and None not in neighbour["parameters"].values():
+        axes[0].stairs(_masked(binning, binning.expected(neighbour["parameters"])), edges,
+                       color=BACKGROUND_COLOUR, linewidth=2, label="dijet fit (frozen shape)")
+    if background and None not in (background["parameters"].get(k) for k in ("yield", "p1")):
+        parameters = dict(background["parameters"])
+        if "yield_neighbour" in parameters:
+            axes[0].stairs(_masked(binning, binning.expected(
+                {**parameters, "yield": parameters["yield_neighbour"], "b1": 0, "b2": 0})),
+                edges, color=BACKGROUND_COLOUR, linewidth=2, label="joint fit")
+        axes[1].stairs(_masked(binning, binning.expected(parameters)), edges,
                        color=BACKGROUND_COLOUR, linewidth=2,
-                       label=f"dijet function, $\\chi^2$/ndf = {_number(shape['chi2_ndf'])}")
-    test = row.get("test")
-    if test and None not in test["signal"]["parameters"].values():
-        parameters = test["signal"]["parameters"]
-        background = {name: parameters[name] for name in ("p0", "p1", "p2", "p3")}
-        signal = {**background, "p0": 0.0}
-        signal.update((name, parameters[name]) for name in ("signal_yield", "mass", "width"))
-        axes[1].stairs(expected_counts(edges, background), edges, color=BACKGROUND_COLOUR,
-                       linewidth=2, label="background (shape frozen)")
-        axes[1].stairs(expected_counts(edges, signal), edges, color=SIGNAL_COLOUR,
-                       linewidth=2, label=f"signal at {parameters['mass']:.0f} GeV")
-        axes[1].stairs(expected_counts(edges, parameters), edges, color="m", linewidth=2,
-                       label="signal + background")
-        where = "mass from the test sample" if row["mass_from_test_sample"] \
-            else "no mass from the test sample: range middle"
-        axes[1].text(0.97, 0.6, f"local p = {_number(row['p_value'])}\n"
-                     f"Z = {_number(row['significance'])}\n"
-                     f"fits {'valid' if row['valid'] else 'NOT valid'}\n{where}",
-                     transform=axes[1].transAxes, ha="right")
+                       label=f"background only, GOF p = {_number(background.get('gof_p'))}")
+    signal = row.get("signal")
+    if signal and signal["parameters"].get("signal") and row["mass"]:
+        parameters = {**signal["parameters"], "mass": row["mass"],
+                      "width": search["signal_width"]}
+        axes[1].stairs(_masked(binning, parameters["signal"] * binning.signal(
+            row["mass"], search["signal_width"])), edges, color=SIGNAL_COLOUR, linewidth=2,
+            label=f"signal at {row['mass']:.0f} GeV")
+        axes[1].stairs(_masked(binning, binning.expected(parameters)), edges, color="m",
+                       linewidth=2, label="signal + background")
+    axes[1].text(0.97, 0.55, f"local p = {_number(row['local_p'])}\n"
+                 f"global p = {_number(row['global_p'])}\n"
+                 f"fits {'valid' if row['valid'] else 'NOT valid'}",
+                 transform=axes[1].transAxes, ha="right")
     for axis in axes:
         axis.set_yscale("log")
         axis.set_ylim(bottom=0.3)  # below one event the log scale shows only the model's tail
@@ -143,6 +152,10 @@ def plot_fit(search: dict, cluster: int) -> plt.Figure:
     figure.suptitle(rf"dijet function with $\sqrt{{s}}$ = {SQRT_S / 1000:.0f} TeV")
     figure.tight_layout()
     return figure
+
+
+def _masked(binning: Binning, counts: np.ndarray) -> np.ndarray:
+    return np.where(binning.mask, counts, np.nan)
 
 
 def plot_global_features(assigned: dict[str, np.ndarray]) -> plt.Figure:
@@ -167,9 +180,10 @@ def plot_global_features(assigned: dict[str, np.ndarray]) -> plt.Figure:
 
 
 def plot_p_values(metrics: dict) -> plt.Figure:
-    """Local p-values of every valid cluster fit, with and without the signal events."""
-    with_signal = [row["p_value"] for o in metrics["fits"] for row in o["signal"]["clusters"]
-                   if row["valid"] and row["p_value"] is not None]
+    """Global p-values of every valid cluster of the real clusterings (every K and seed),
+    with and without the signal events."""
+    with_signal = [row["global_p"] for o in metrics["fits"] for row in o["signal"]["clusters"]
+                   if row["valid"]]
     without = [p for o in metrics["fits"] for p in o["background_only_p_values"]]
     bins = np.linspace(0, 1, 21)
     figure, axis = plt.subplots(figsize=(6.5, 5))
@@ -177,9 +191,74 @@ def plot_p_values(metrics: dict) -> plt.Figure:
         f"background only ({len(without)} clusters)", f"with signal ({len(with_signal)})"],
         color=[BACKGROUND_COLOUR, SIGNAL_COLOUR], alpha=0.7)
     axis.axvline(0.05, color="grey", linestyle=":")
-    fraction = metrics["bkg_only_frac_p_below_0p05"]
-    axis.set(xlabel="local p-value (background only)", ylabel="clusters",
-             title=f"background only: {_number(fraction)} of clusters below 0.05")
+    fraction = metrics["bkg_only_observed_frac_p_below_0p05"]
+    axis.set(xlabel="global p-value of a cluster (trials over masses)", ylabel="clusters",
+             title=f"{metrics['background_model']} model; background only: "
+                   f"{_number(fraction)} below 0.05")
+    axis.legend()
+    return figure
+
+
+def plot_calibration(calibration: dict) -> plt.Figure:
+    """P-value uniformity on independent background-only toys: for each model, the
+    fraction of toys with global p below x against x (the diagonal where calibrated),
+    and the local p-values at the best mass (no trials factor) for comparison."""
+    figure, axes = plt.subplots(1, 2, figsize=(12, 5))
+    grid = np.logspace(-3, 0, 61)
+    for colour, (model, result) in zip(("C0", "C1", "C2"), calibration["models"].items(),
+                                       strict=False):
+        for axis, key in ((axes[0], "global_p_values"), (axes[1], "local_p_values")):
+            values = np.sort(np.asarray([p for p in result[key] if p is not None]))
+            if not len(values):
+                continue
+            fraction = np.searchsorted(values, grid, side="right") / len(values)
+            below = result["global_p"] if key == "global_p_values" else result["local_p"]
+            axis.plot(grid, fraction, color=colour,
+                      label=f"{model}: {_number(below['fraction'])} below 0.05 "
+                            f"({len(values)} toys)")
+    for axis, title in ((axes[0], "global p (trials over masses)"),
+                        (axes[1], "local p at the best mass")):
+        axis.plot(grid, grid, "k--", label="uniform")
+        axis.axvline(0.05, color="grey", linestyle=":")
+        axis.set(xscale="log", yscale="log", xlabel="p", ylabel="fraction of toys below p",
+                 title=f"{title}, background-only toys", ylim=(1e-3, 1.05))
+        axis.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def plot_injection(metrics: dict) -> plt.Figure:
+    """The global significance of the whole search (best cluster, trials over masses and
+    clusters) against the injected signal fraction, each seed and their mean."""
+    figure, axis = plt.subplots(figsize=(6.5, 5))
+    for seed, points in metrics["injection_by_seed"].items():
+        axis.plot([100 * p["fraction"] for p in points],
+                  [p["global_significance"] or 0.0 for p in points], "o:", color="grey",
+                  label=f"seed {seed}")
+    fractions = sorted(metrics["injection"], key=float)
+    axis.plot([100 * float(f) for f in fractions],
+              [metrics["injection"][f] or 0.0 for f in fractions], "s-", color="C3",
+              label="mean over seeds")
+    axis.set(xlabel="injected signal fraction [%]", ylabel="global significance Z",
+             title=f"signal injection, K = {metrics['scan_clusters']} "
+                   f"({metrics['background_model']} model)")
+    axis.legend()
+    return figure
+
+
+def plot_fit_range(fit_range: dict) -> plt.Figure:
+    """The training sample's inclusive m_jj and the chosen start of the fitted range."""
+    edges, counts = np.asarray(fit_range["edges"]), np.asarray(fit_range["counts"])
+    figure, axis = plt.subplots(figsize=(6.5, 5))
+    axis.stairs(counts, edges, color="k", label="training sample, all events")
+    axis.axvline(fit_range["low"], color="C3",
+                 label=f"fit from {fit_range['low']:.0f} GeV"
+                       + (" (chosen from the data)" if fit_range["chosen_from_data"] else ""))
+    for candidate in fit_range.get("candidates", []):
+        axis.annotate(f"p={candidate['gap_p']:.2g}", (candidate["low"], counts.max()),
+                      rotation=90, fontsize="x-small", va="top")
+    axis.set(yscale="log", xlabel=r"$m_{jj}$ [GeV]", ylabel="events / bin",
+             title="fitted range: first start the turn-on test passes")
     axis.legend()
     return figure
 

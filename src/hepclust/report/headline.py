@@ -59,9 +59,10 @@ def anomaly_rows(metrics: dict) -> list[Row]:
         paper = UCLUSTER_ANOMALY_PAPER["max_sb_k30"] if k == "30" else None
         rows.append(Row("UCluster anomaly", f"best cluster S/B, K = {k}", _number(by_k[k]),
                         f"about {paper:.2f}" if paper else ""))
-    rows.append(Row("UCluster anomaly", "lowest-p cluster is the best-S/B one (K = 30)",
+    rows.append(Row("UCluster anomaly", "lowest global-p cluster is the best-S/B one (K = 30)",
                     _number(metrics.get("lowest_p_cluster_is_max_sb")), "yes"))
-    rows.append(Row("UCluster anomaly", "background only: fraction of clusters with p < 0.05",
+    rows.append(Row("UCluster anomaly",
+                    "background-only toys: fraction with global p < 0.05",
                     _number(metrics.get("bkg_only_frac_p_below_0p05")), "≈ 0.05 expected"))
     return rows
 
