@@ -15,7 +15,7 @@ rule prepare_jet_clustering:
         "results/logs/jets/prepare.log",
     params:
         seed=config["seed"],
-        settings=jet_settings("train_fraction", "max_particles"),
+        settings=jet_settings("mass_window", "train_fraction", "max_particles"),
     resources:
         mem_mb=6000,
         runtime=20,
@@ -73,6 +73,8 @@ rule train_ucluster_jets:
             "beta",
             "alpha_start",
             "alpha_step",
+            "cluster_init",
+            "restart_schedule",
         ),
         device=config["device"],
         processes=config["jet_clustering"]["processes"],
@@ -99,7 +101,13 @@ rule train_supervised_jets:
         "results/benchmarks/jets/supervised_{seed}.tsv"
     params:
         checkpoints="results/jets/seed{seed}/checkpoints/supervised",
-        settings=jet_settings(*JET_TRAINING_KEYS, "supervised_epochs"),
+        settings=jet_settings(
+            *JET_TRAINING_KEYS,
+            "supervised_epochs",
+            "supervised_embedding_size",
+            "supervised_pooling",
+            "supervised_dropout",
+        ),
         device=config["device"],
         processes=config["jet_clustering"]["processes"],
     threads: config["jet_clustering"]["processes"]

@@ -6,7 +6,11 @@ from hepclust.workflow import logged_to
 
 with logged_to(snakemake.log[0]):
     jets = read_table(snakemake.input[0], JETS)
-    train, test, standardizer = prepare(jets, snakemake.params.settings, snakemake.params.seed)
+    settings = snakemake.params.settings
+    train, test, standardizer = prepare(jets, max_particles=settings["max_particles"],
+                                        train_fraction=settings["train_fraction"],
+                                        mass_window=tuple(settings["mass_window"]),
+                                        seed=snakemake.params.seed)
     save_arrays(snakemake.output.train, train)
     save_arrays(snakemake.output.test, test)
     write_json(standardizer.to_dict(), snakemake.output.standardizer)

@@ -33,12 +33,18 @@ def knn_evaluation(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
     train_x, test_x = np.asarray(train_x).reshape(len(train_x), -1), \
         np.asarray(test_x).reshape(len(test_x), -1)
     knn = KNeighborsClassifier(n_neighbors=neighbours).fit(train_x, train_y)
-    probability = knn.predict_proba(test_x)
-    predicted = knn.classes_[probability.argmax(axis=1)]
+    return probability_scores(test_y, knn.predict_proba(test_x), knn.classes_)
+
+
+def probability_scores(test_y: np.ndarray, probability: np.ndarray,
+                       classes: np.ndarray) -> dict:
+    """Accuracy of the most probable class, and one-vs-rest AUC and ROC curve for each
+    class, of class probabilities (N, len(classes)) whose columns are `classes`."""
+    predicted = classes[probability.argmax(axis=1)]
     auc, roc = {}, {}
     for name in CLASSES:
         code = JET_LABELS[name]
-        column = int(np.flatnonzero(knn.classes_ == code)[0])
+        column = int(np.flatnonzero(classes == code)[0])
         truth = test_y == code
         auc[name] = float(roc_auc_score(truth, probability[:, column]))
         fpr, tpr, _ = roc_curve(truth, probability[:, column])
@@ -65,7 +71,8 @@ def tsne(embedding: np.ndarray, seed: int) -> np.ndarray:
 # The paper's Table II, for the report.
 PAPER = {"kmeans_pretrain_accuracy": 0.51, "ucluster_accuracy": 0.81,
          "knn_embedding_accuracy": 0.89, "supervised_accuracy": 0.92}
-HEADLINE = (*PAPER, "knn_mass_accuracy")
+HEADLINE = (*PAPER, "knn_mass_accuracy", "knn_full_mass_accuracy", "gbdt_accuracy")
+AUCS = ("knn_embedding_auc", "knn_mass_auc", "knn_full_mass_auc", "gbdt_auc")
 
 
 def combine_seeds(per_seed: list[dict]) -> dict:
@@ -76,9 +83,13 @@ def combine_seeds(per_seed: list[dict]) -> dict:
     for key in HEADLINE:
         values = np.array([m[key] for m in per_seed])
         summary[key] = {"mean": float(values.mean()), "std": float(values.std())}
-    for key in ("knn_embedding_auc", "knn_mass_auc"):
+    for key in AUCS:
         summary[key] = {name: {"mean": float(np.mean([m[key][name] for m in per_seed])),
                                "std": float(np.std([m[key][name] for m in per_seed]))}
                         for name in CLASSES}
+    summary["init_accuracy"] = {
+        init: {"mean": float(np.mean([m["init_accuracy"][init] for m in per_seed])),
+               "std": float(np.std([m["init_accuracy"][init] for m in per_seed]))}
+        for init in first["init_accuracy"]}
     seeds = [{k: v for k, v in m.items() if k != "roc"} for m in per_seed]
     return {**first, "seeds": seeds, "over_seeds": summary, "paper": PAPER}

@@ -87,16 +87,23 @@ def batches(data: Batch, batch_size: int, seed: int, epoch: int, device: torch.d
 def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
           batch_size: int, checkpoints: str | Path, seed: int, device: torch.device,
           schedule: Schedule = Schedule(), extra: Sequence[nn.Parameter] = (),
-          first_schedule_epoch: int = 0, desc: str = "training") -> list[dict]:
+          first_schedule_epoch: int = 0, desc: str = "training",
+          start_optimizer: dict | None = None) -> list[dict]:
     """Train for `epochs` epochs (resuming from `checkpoints`/last.pt if present) and
     return the history, one dict per epoch. `batch_loss(batch, epoch)` gives the loss;
-    `epoch` counts from 0 within this stage, the schedule from `first_schedule_epoch`."""
+    `epoch` counts from 0 within this stage, the schedule from `first_schedule_epoch`.
+    Adam has the model's parameters in its first group, loaded from `start_optimizer` (an
+    earlier stage's state, `optimizer_state`) if given, and `extra` in a second."""
     checkpoints = Path(checkpoints)
     reuse_freed_memory()
     rank, world = distributed.rank_and_world()
     model.to(device)
     parameters = [*model.parameters(), *extra]
-    optimizer = torch.optim.Adam(parameters, lr=schedule.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=schedule.lr)
+    if start_optimizer is not None:
+        optimizer.load_state_dict(start_optimizer)
+    if extra:
+        optimizer.add_param_group({"params": list(extra), "lr": schedule.lr})
     history, start = _resume(checkpoints / "last.pt", model, optimizer, extra, device)
     distributed.broadcast_from_rank0([*parameters, *model.buffers()])
     for epoch in range(start, epochs):
@@ -123,6 +130,12 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
             _save(checkpoints / "last.pt", model, optimizer, extra, history)
         distributed.barrier()
     return history
+
+
+def optimizer_state(checkpoints: str | Path) -> dict:
+    """The optimiser state after the last finished epoch of a stage's `checkpoints`."""
+    path = Path(checkpoints) / "last.pt"
+    return torch.load(path, map_location="cpu", weights_only=True)["optimizer"]
 
 
 def _save(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
