@@ -179,3 +179,15 @@ def test_the_supervised_network_is_wide_before_pooling_and_keeps_the_count():
     assert logits.shape == (2, 3)
     torch.testing.assert_close(pooled[:, -1], torch.log(torch.tensor([6.0, 2.0])))
     assert new_model(ucluster, MASS_CLASSES)(features, mask)[1].shape == (2, 3)
+
+
+def test_baselines_run_on_a_training_split_smaller_than_k():
+    rng = np.random.default_rng(1)
+    labels = np.arange(12) % 3
+    observables = rng.normal(size=(12, len(OBSERVABLES))).astype(np.float32)
+    result = evaluation.knn_evaluation(observables[:, :1], labels, observables[:6, :1],
+                                       labels[:6], neighbours=30)
+    assert 0 <= result["accuracy"] <= 1
+    tree = gradient_boosting({"observables": observables, "label": labels},
+                             {"observables": observables[:6], "label": labels[:6]}, seed=0)
+    assert 0 <= tree["accuracy"] <= 1

@@ -29,10 +29,11 @@ def nearest_centroid(embedding: np.ndarray, centroids: np.ndarray) -> np.ndarray
 
 def knn_evaluation(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
                    test_y: np.ndarray, neighbours: int = 30) -> dict:
-    """A supervised KNN: accuracy, and one-vs-rest AUC and ROC curve for each class."""
+    """A supervised KNN: accuracy, and one-vs-rest AUC and ROC curve for each class. A
+    training set smaller than `neighbours` uses all of it."""
     train_x, test_x = np.asarray(train_x).reshape(len(train_x), -1), \
         np.asarray(test_x).reshape(len(test_x), -1)
-    knn = KNeighborsClassifier(n_neighbors=neighbours).fit(train_x, train_y)
+    knn = KNeighborsClassifier(n_neighbors=min(neighbours, len(train_x))).fit(train_x, train_y)
     return probability_scores(test_y, knn.predict_proba(test_x), knn.classes_)
 
 
