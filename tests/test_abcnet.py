@@ -139,3 +139,30 @@ def test_same_result_on_the_gpu():
     gpu_logits, gpu_embedding = model.cuda()(x.cuda(), mask.cuda())
     torch.testing.assert_close(gpu_embedding.cpu(), cpu_embedding, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(gpu_logits.cpu()[mask], cpu_logits[mask], atol=1e-4, rtol=1e-4)
+
+
+def test_one_head_shortcut_matches_the_einsum_formula():
+    """heads = 1 takes matrix products on views; they must give the einsums' result."""
+    from hepclust.ucluster.abcnet import GAPLayer
+
+    torch.manual_seed(3)
+    layer = GAPLayer(5, 7, heads=1)
+    x, mask = batch([6, 3], 6, features=5)
+    index, valid = knn(x[..., :2], mask, 4)
+    attention, graph = layer(x, index, valid, mask)
+    # The general path's formula, written out on the same single-head weights (training
+    # mode: the batch norms use this batch's statistics both times).
+    node = layer.node(x, mask).unflatten(-1, (1, 7))
+    projected = torch.nn.functional.linear(x, layer.edge.linear.weight)
+    neighbours = projected[torch.arange(2).view(-1, 1, 1), index]
+    edge = layer.edge.activate(projected.unsqueeze(2) - neighbours + layer.edge.linear.bias,
+                               valid).unflatten(-1, (1, 7))
+    score = (torch.einsum("bphf,hf->bph", node, layer.node_score).unsqueeze(2)
+             + torch.einsum("bpkhf,hf->bpkh", edge, layer.edge_score))
+    score = torch.nn.functional.leaky_relu(score, 0.2)
+    score = score.masked_fill(~valid.unsqueeze(-1), torch.finfo(score.dtype).min)
+    coefficients = score.softmax(dim=2) * valid.unsqueeze(-1)
+    expected = torch.einsum("bpkh,bpkhf->bphf", coefficients, edge).flatten(2)
+    expected = torch.relu(expected + layer.bias).masked_fill(~mask.unsqueeze(-1), 0.0)
+    torch.testing.assert_close(attention, expected)
+    torch.testing.assert_close(graph, edge.flatten(3).amax(dim=2))

@@ -103,7 +103,9 @@ def stage_paths(tmp_path, name):
 
 def test_a_jets_stage_trains_under_torchrun_and_rank_0_writes_its_outputs(
         tmp_path, toy_jets, capfd):
-    train_arrays, _, _ = prepare(toy_jets, TINY_SETTINGS, seed=5)
+    train_arrays, _, _ = prepare(toy_jets, max_particles=TINY_SETTINGS["max_particles"],
+                                 train_fraction=TINY_SETTINGS["train_fraction"],
+                                 mass_window=TINY_SETTINGS["mass_window"], seed=5)
     save_arrays(tmp_path / "train.npz", train_arrays)
     paths = stage_paths(tmp_path, "pretrain")
     run_stage("jets-pretrain", WORLD, train=tmp_path / "train.npz", **paths,

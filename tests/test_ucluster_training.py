@@ -6,9 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from hepclust.ucluster import evaluation
+from hepclust.ucluster import evaluation, phases
 from hepclust.ucluster.features import select_classes
-from hepclust.ucluster.jets import load_model, new_model, prepare, save_model, train_supervised
+from hepclust.ucluster.jets import (
+    load_model,
+    network_settings,
+    new_model,
+    prepare,
+    save_model,
+    train_supervised,
+)
 from hepclust.ucluster.training import Schedule, batches, train
 
 SETTINGS = {
@@ -22,6 +29,12 @@ SETTINGS = {
     "lr_halving_epochs": 3,
     "lr_min": 1e-5,
 }
+WINDOW = (10.0, 200.0)
+
+
+def prepared(toy_jets):
+    return prepare(toy_jets, max_particles=SETTINGS["max_particles"],
+                   train_fraction=SETTINGS["train_fraction"], mass_window=WINDOW, seed=5)
 
 
 def toy_data(n=40):
@@ -94,12 +107,14 @@ def test_a_finished_training_trains_nothing_more(tmp_path):
 
 
 def test_prepare_splits_without_overlap_and_standardises_on_train(toy_jets):
-    train, test, standardizer = prepare(toy_jets, SETTINGS, seed=5)
-    n = toy_jets.num_rows
+    train, test, standardizer = prepared(toy_jets)
+    all_masses = toy_jets["jet_mass"].to_numpy()
+    inside = all_masses[(all_masses > WINDOW[0]) & (all_masses < WINDOW[1])]
+    n = len(inside)
     assert len(train["label"]) == round(0.6 * n)
     assert len(train["label"]) + len(test["label"]) == n
     masses = np.concatenate([train["jet_mass"], test["jet_mass"]])
-    assert sorted(masses.tolist()) == sorted(toy_jets["jet_mass"].to_numpy().tolist())
+    assert sorted(masses.tolist()) == sorted(inside.tolist())
     real = train["features"][train["mask"]]
     np.testing.assert_allclose(real[:, 2:].mean(axis=0), 0, atol=1e-4)
     assert not test["features"][~test["mask"]].any()
@@ -108,10 +123,11 @@ def test_prepare_splits_without_overlap_and_standardises_on_train(toy_jets):
 
 
 def test_a_saved_model_loads_back_identical(tmp_path, toy_jets):
-    train, _, _ = prepare(toy_jets, SETTINGS, seed=5)
-    model = new_model(SETTINGS, 20).eval()
+    train, _, _ = prepared(toy_jets)
+    network = network_settings(SETTINGS)
+    model = new_model(network, 20).eval()
     centroids = torch.randn(3, SETTINGS["embedding_size"])
-    save_model(tmp_path / "m.pt", model, SETTINGS, 20, centroids)
+    save_model(tmp_path / "m.pt", model, network, 20, centroids)
     loaded, loaded_centroids = load_model(tmp_path / "m.pt", torch.device("cpu"))
     features = torch.from_numpy(train["features"][:5])
     mask = torch.from_numpy(train["mask"][:5])
@@ -143,6 +159,9 @@ def test_nearest_centroid_and_seed_summary():
             "classes": ["W", "Z", "top"],
             "knn_embedding_auc": dict.fromkeys(["W", "Z", "top"], value),
             "knn_mass_auc": dict.fromkeys(["W", "Z", "top"], 0.5),
+            "knn_full_mass_auc": dict.fromkeys(["W", "Z", "top"], 0.5),
+            "gbdt_auc": dict.fromkeys(["W", "Z", "top"], 0.5),
+            "init_accuracy": {"kmeans": value, "kl": 0.5},
             "roc": {},
         }
         for value in (0.6, 0.8)
@@ -151,6 +170,7 @@ def test_nearest_centroid_and_seed_summary():
     assert combined["ucluster_accuracy"] == 0.6
     assert combined["over_seeds"]["ucluster_accuracy"]["mean"] == pytest.approx(0.7)
     assert combined["over_seeds"]["knn_embedding_auc"]["top"]["std"] == pytest.approx(0.1)
+    assert combined["over_seeds"]["init_accuracy"]["kmeans"]["mean"] == pytest.approx(0.7)
     assert len(combined["seeds"]) == 2
     assert "roc" not in combined["seeds"][0]
 
@@ -161,10 +181,11 @@ def test_the_supervised_model_has_one_output_per_chosen_class(toy_jets, tmp_path
                                pa.array(np.arange(toy_jets.num_rows) % 5, pa.int8()))
     for classes in (["W", "Z", "top", "q", "g"], ["top", "W"]):
         jets, _ = select_classes(five, classes)
-        train_arrays, _, _ = prepare(jets, SETTINGS, seed=5)
-        settings = {**SETTINGS, "classes": classes, "supervised_epochs": 1}
-        model, history = train_supervised(train_arrays, settings, 5, torch.device("cpu"),
-                                          tmp_path / "-".join(classes))
+        train_arrays, _, _ = prepared(jets)
+        model, history = train_supervised(
+            train_arrays, network=network_settings(SETTINGS), classes=len(classes), epochs=1,
+            batch_size=SETTINGS["batch_size"], schedule=phases.schedule(SETTINGS), seed=5,
+            device=torch.device("cpu"), checkpoints=tmp_path / "-".join(classes))
         assert len(history) == 1
         logits, _ = model.eval()(torch.from_numpy(train_arrays["features"][:4]),
                                  torch.from_numpy(train_arrays["mask"][:4]))

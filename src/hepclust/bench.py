@@ -120,10 +120,49 @@ def tracking_data_benchmark(settings: EventSettings, seed: int, events: int = 10
     }
 
 
+def abcnet_training_rate(particles: int, batch_size: int = 128, steps: int = 10,
+                         seed: int = 0) -> dict:
+    """ABCNet training steps (the jets network: 20 mass classes, E = 3, mean pooling; Adam)
+    on random full jets of `particles` particles, on this process's CPU threads: jets per
+    second of wall time and per CPU second of this process, after two warm-up steps."""
+    import torch
+
+    from hepclust.ucluster.abcnet import ABCNet
+    from hepclust.ucluster.features import FEATURES
+    from hepclust.ucluster.losses import focal_loss
+    from hepclust.ucluster.training import reuse_freed_memory
+
+    reuse_freed_memory()
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(batch_size, particles, len(FEATURES), generator=generator)
+    mask = torch.ones(batch_size, particles, dtype=torch.bool)
+    target = torch.randint(0, 20, (batch_size,), generator=generator)
+    torch.manual_seed(seed)
+    model = ABCNet(len(FEATURES), 20, k=10, embedding_size=3, pooling="mean")
+    optimizer = torch.optim.Adam(model.parameters())
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        focal_loss(model(features, mask)[0], target).backward()
+        optimizer.step()
+
+    step()
+    step()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        step()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"jets_per_s": steps * batch_size / wall, "jets_per_cpu_s": steps * batch_size / cpu,
+            "batch_size": batch_size}
+
+
 def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: list[str],
-                   batch_size: int = 512, repeats: int = 3) -> dict:
-    """UCluster inference throughput on the CPU (one thread, jets/s over the test split)
-    and the training time per epoch of every stage, from the training histories."""
+                   batch_size: int = 512, repeats: int = 3,
+                   rate_particles: tuple[int, ...] = (30,)) -> dict:
+    """UCluster inference throughput on the CPU (one thread, jets/s over the test split),
+    the training time per epoch of every stage, from the training histories, and ABCNet's
+    training rate on `rate_particles` particles and at the analysis's particle count
+    (`abcnet_training_rate`)."""
     import torch
 
     from hepclust.ucluster.jets import load_arrays, load_model, tensors
@@ -152,6 +191,9 @@ def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: lis
                              for stage, epochs in epochs_by_stage.items()},
         "particles_per_jet": int(data["mask"].shape[1]),
         "test_jets": jets,
+        "train_rate_by_particles": {
+            str(p): abcnet_training_rate(p)
+            for p in sorted({*rate_particles, int(data["mask"].shape[1])})},
     }
 
 

@@ -16,7 +16,7 @@ rule prepare_jet_clustering:
         "results/logs/jets/prepare.log",
     params:
         seed=config["seed"],
-        settings=jet_settings("classes", "train_fraction", "max_particles"),
+        settings=jet_settings("classes", "mass_window", "train_fraction", "max_particles"),
     resources:
         mem_mb=6000,
         runtime=20,
@@ -74,6 +74,8 @@ rule train_ucluster_jets:
             "beta",
             "alpha_start",
             "alpha_step",
+            "cluster_init",
+            "restart_schedule",
         ),
         device=config["device"],
         processes=config["jet_clustering"]["processes"],
@@ -100,7 +102,14 @@ rule train_supervised_jets:
         "results/benchmarks/jets/supervised_{seed}.tsv"
     params:
         checkpoints="results/jets/seed{seed}/checkpoints/supervised",
-        settings=jet_settings(*JET_TRAINING_KEYS, "classes", "supervised_epochs"),
+        settings=jet_settings(
+            *JET_TRAINING_KEYS,
+            "classes",
+            "supervised_epochs",
+            "supervised_embedding_size",
+            "supervised_pooling",
+            "supervised_dropout",
+        ),
         device=config["device"],
         processes=config["jet_clustering"]["processes"],
     threads: config["jet_clustering"]["processes"]

@@ -10,6 +10,10 @@ with logged_to(snakemake.log[0]):
     supervised, _ = load_model(snakemake.input.supervised, device)
     metrics, pictures = evaluate(pretrained, ucluster, centroids, supervised,
                                  load_arrays(snakemake.input.train),
-                                 load_arrays(snakemake.input.test), settings, seed, device)
+                                 load_arrays(snakemake.input.test),
+                                 clusters=settings["clusters"], classes=settings["classes"],
+                                 knn_neighbours=settings["knn_neighbours"],
+                                 tsne_jets=settings["tsne_jets"],
+                                 batch_size=settings["batch_size"], seed=seed, device=device)
     write_json(metrics, snakemake.output.metrics)
     save_arrays(snakemake.output.embeddings, pictures)

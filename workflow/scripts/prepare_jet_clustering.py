@@ -9,7 +9,10 @@ with logged_to(snakemake.log[0]):
     settings = snakemake.params.settings
     jets, summary = select_classes(read_table(snakemake.input[0], JETS), settings["classes"],
                                    snakemake.input[0])
-    train, test, standardizer = prepare(jets, settings, snakemake.params.seed)
+    train, test, standardizer = prepare(jets, max_particles=settings["max_particles"],
+                                        train_fraction=settings["train_fraction"],
+                                        mass_window=tuple(settings["mass_window"]),
+                                        seed=snakemake.params.seed)
     save_arrays(snakemake.output.train, train)
     save_arrays(snakemake.output.test, test)
     write_json(standardizer.to_dict(), snakemake.output.standardizer)

@@ -11,18 +11,21 @@ from hepclust.ucluster.evaluation import HEADLINE, PAPER, tsne
 
 
 def plot_roc(metrics: dict) -> plt.Figure:
-    """One-vs-rest ROC curves of the KNN on the embedding (solid) and on the mass (dashed)."""
+    """One-vs-rest ROC curves of the KNN on the embedding (solid), on the mass of the same
+    particles (dashed) and on the full jet mass (dotted)."""
     figure, axis = plt.subplots(figsize=(6, 5))
     for index, name in enumerate(metrics["classes"]):
         color = f"C{index}"
-        for source, style in (("embedding", "-"), ("mass", "--")):
+        for source, style in (("embedding", "-"), ("mass", "--"), ("full_mass", ":")):
+            if source not in metrics["roc"]:
+                continue
             roc = metrics["roc"][source][name]
             auc = metrics[f"knn_{source}_auc"][name]
             axis.plot(roc["fpr"], roc["tpr"], style, color=color,
-                      label=f"{name}, {source} (AUC {auc:.3f})")
-    axis.plot([0, 1], [0, 1], ":", color="grey")
+                      label=f"{name}, {source.replace('_', ' ')} (AUC {auc:.3f})")
+    axis.plot([0, 1], [0, 1], "-.", color="grey")
     axis.set(xlabel="false positive rate", ylabel="true positive rate",
-             title="KNN (k = 30) on the UCluster embedding vs the jet mass")
+             title="KNN (k = 30): UCluster embedding vs mass")
     axis.legend(fontsize="small")
     return figure
 

@@ -18,11 +18,14 @@ norm and ReLU), and padding is masked everywhere, not only kept out of the first
 
 from collections.abc import Sequence
 from itertools import pairwise
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+Pooling = Literal["max", "mean", "sum", "mean_log_n"]
+POOLINGS = get_args(Pooling)
 
 
 class MaskedBatchNorm(nn.Module):
@@ -41,10 +44,20 @@ class MaskedBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.training:
-            values = x.reshape(-1, x.shape[-1]) if mask is None else x[mask]
-            mean, var = values.mean(dim=0), values.var(dim=0, unbiased=False)
+            flat = x.reshape(-1, x.shape[-1])
+            if mask is None:
+                n = flat.shape[0]
+                mean = flat.mean(dim=0)
+                var = (flat - mean).square().mean(dim=0)
+            else:
+                # Masked sums as matrix-vector products instead of x[mask]: no boolean
+                # gather, no scatter in the backward pass and no masked temporaries.
+                weight = mask.reshape(-1).to(x.dtype)
+                n = int(mask.sum())
+                count = max(n, 1)
+                mean = torch.mv(flat.T, weight) / count
+                var = (torch.mv(flat.square().T, weight) / count - mean.square()).clamp(min=0)
             with torch.no_grad():
-                n = len(values)
                 unbiased = var * n / (n - 1) if n > 1 else var
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(unbiased, self.momentum)
@@ -63,8 +76,12 @@ class PointLinear(nn.Module):
         self.norm = MaskedBatchNorm(out_features)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        out = F.relu(self.norm(self.linear(x), mask))
-        return out if mask is None else out.masked_fill(~mask.unsqueeze(-1), 0.0)
+        return self.activate(self.linear(x), mask)
+
+    def activate(self, linear: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """ReLU(BN(.)) of an already computed W x + b, masked rows set to 0."""
+        out = F.relu(self.norm(linear, mask))
+        return out if mask is None else out * mask.unsqueeze(-1).to(out.dtype)
 
 
 def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,8 +101,9 @@ def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor,
 
 def gather_neighbours(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """x (B, P, C), index (B, P, k) -> the neighbours' rows (B, P, k, C)."""
-    batch = torch.arange(x.shape[0], device=x.device).view(-1, 1, 1)
-    return x[batch, index]
+    batch, points, k = index.shape
+    flat = index.reshape(batch, points * k, 1).expand(-1, -1, x.shape[-1])
+    return x.gather(1, flat).view(batch, points, k, x.shape[-1])
 
 
 class GAPLayer(nn.Module):
@@ -127,7 +145,21 @@ class GAPLayer(nn.Module):
     def forward(self, x: torch.Tensor, index: torch.Tensor, valid: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         node = self.node(x, mask)
-        edge = self.edge(x.unsqueeze(2) - gather_neighbours(x, index), valid)
+        # V (x_i - x_j) + b = (V x)_i - (V x)_j + b: one linear map per particle, not per edge.
+        projected = F.linear(x, self.edge.linear.weight)
+        edge = (projected.unsqueeze(2) - gather_neighbours(projected, index)
+                + self.edge.linear.bias)
+        edge = self.edge.activate(edge, valid)
+        if self.heads == 1:
+            # The same sums as the einsums below, as matrix products on views (no copies).
+            score = ((node @ self.node_score[0]).unsqueeze(2)
+                     + edge @ self.edge_score[0]).unsqueeze(-1)
+            score = F.leaky_relu(score, self.negative_slope)
+            score = score.masked_fill(~valid.unsqueeze(-1), torch.finfo(score.dtype).min)
+            coefficients = score.softmax(dim=2) * valid.unsqueeze(-1)
+            attention = (coefficients.transpose(2, 3) @ edge).squeeze(2)
+            attention = F.relu(attention + self.bias).masked_fill(~mask.unsqueeze(-1), 0.0)
+            return attention, edge.amax(dim=2)
         node = node.unflatten(-1, (self.heads, self.out_features))
         edge = edge.unflatten(-1, (self.heads, self.out_features))
         score = (torch.einsum("bphf,hf->bph", node, self.node_score).unsqueeze(2)
@@ -150,7 +182,10 @@ class ABCNet(nn.Module):
     logits: (B, num_classes), or (B, P, num_classes) with `per_particle` (rows of padded
     particles carry no meaning); embedding: (B, embedding_size), the pooled vector the
     clustering loss uses. `pooling` is "max" as the paper states (the W/Z/top model of the
-    UCluster code averages). `coordinates` are the feature columns of the first kNN.
+    UCluster code averages), "sum", or "mean_log_n" (the mean and the log of the number of
+    real particles, so embedding_size + 1 numbers): the last two keep the particle count
+    that the mean drops. `dropout` is applied before every hidden layer of the head.
+    `coordinates` are the feature columns of the first kNN.
     `global_features` > 0 adds per-event inputs (B, G), encoded to `global_size` and tiled
     onto every particle before the aggregation, as UCluster's anomaly-detection model does.
     """
@@ -158,12 +193,12 @@ class ABCNet(nn.Module):
     def __init__(self, in_features: int = 8, num_classes: int = 20, *, k: int = 10,
                  heads: int = 1, embedding_size: int = 3, gap_sizes: Sequence[int] = (16, 128),
                  conv_sizes: Sequence[int] = (64, 128, 256, 256),
-                 head_sizes: Sequence[int] = (256, 128), pooling: Literal["max", "mean"] = "max",
+                 head_sizes: Sequence[int] = (256, 128), pooling: Pooling = "max",
                  coordinates: Sequence[int] = (0, 1), global_features: int = 0,
-                 global_size: int = 16, per_particle: bool = False):
+                 global_size: int = 16, per_particle: bool = False, dropout: float = 0.0):
         super().__init__()
-        if pooling not in ("max", "mean"):
-            raise ValueError(f"pooling must be 'max' or 'mean', got {pooling!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         c1, c2, c3, c4 = conv_sizes
         g1, g2 = (heads * size for size in gap_sizes)
         self.k, self.pooling, self.per_particle = k, pooling, per_particle
@@ -180,7 +215,9 @@ class ABCNet(nn.Module):
             if global_features else None
         aggregated = c1 + c2 + c3 + c4 + g1 + g2 + (global_size if global_features else 0)
         self.aggregate = PointLinear(aggregated, embedding_size)
-        head_in = embedding_size + c1 + c3 if per_particle else embedding_size
+        pooled = embedding_size + (pooling == "mean_log_n")
+        head_in = pooled + c1 + c3 if per_particle else pooled
+        self.dropout = nn.Dropout(dropout)
         sizes = [head_in, *head_sizes]
         self.head = nn.ModuleList(PointLinear(a, b) for a, b in pairwise(sizes))
         self.output = nn.Linear(sizes[-1], num_classes)
@@ -211,15 +248,20 @@ class ABCNet(nn.Module):
             tiled = embedding.unsqueeze(1).expand(-1, x.shape[1], -1)
             hidden = torch.cat([tiled, net1, net3], dim=-1)
             for layer in self.head:
-                hidden = layer(hidden, mask)
+                hidden = layer(self.dropout(hidden), mask)
         else:
             hidden = embedding
             for layer in self.head:
-                hidden = layer(hidden)
+                hidden = layer(self.dropout(hidden))
         return self.output(hidden), embedding
 
     def _pool(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         # Padded rows are 0 and real rows are ReLU outputs (>= 0), so a plain max ignores them.
         if self.pooling == "max":
             return x.amax(dim=1)
-        return x.sum(dim=1) / mask.sum(dim=1, keepdim=True).clamp(min=1)
+        total, count = x.sum(dim=1), mask.sum(dim=1, keepdim=True).clamp(min=1).to(x.dtype)
+        if self.pooling == "sum":
+            return total
+        if self.pooling == "mean":
+            return total / count
+        return torch.cat([total / count, count.log()], dim=1)

@@ -1,5 +1,6 @@
 """A trained UCluster network on disk: its weights, the hyperparameters that rebuild it,
-the centroids of its clustering phase (empty before that phase) and its training history.
+the centroids of its clustering phase (empty before that phase), its training history and
+optionally its optimiser state (which the next phase carries on with).
 The jets and the anomaly tasks differ only in the hyperparameters and the builder."""
 
 from collections.abc import Callable
@@ -11,10 +12,13 @@ from hepclust.io.parquet import atomic_path
 
 
 def save(path, model: nn.Module, hyperparameters: dict,
-         centroids: torch.Tensor | None = None, history: list | None = None) -> None:
+         centroids: torch.Tensor | None = None, history: list | None = None,
+         optimizer: dict | None = None) -> None:
     state = {"model": model.state_dict(), **hyperparameters,
              "centroids": centroids.detach().cpu() if centroids is not None else torch.empty(0),
              "history": history or []}
+    if optimizer is not None:
+        state["optimizer"] = optimizer
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -27,3 +31,8 @@ def load(path, device: torch.device,
     model = build(state)
     model.load_state_dict(state["model"])
     return model.to(device), state["centroids"]
+
+
+def optimizer(path) -> dict | None:
+    """The optimiser state `save` stored with the model, None if it stored none."""
+    return torch.load(path, map_location="cpu", weights_only=True).get("optimizer")

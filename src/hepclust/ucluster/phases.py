@@ -1,11 +1,24 @@
 """UCluster's two training phases, shared by the jets and the anomaly tasks (PRD 103,
-092007, Sec. III): pretraining on the task's focal loss alone; then k-means on the
-training embeddings initialises K centroids, and the network and the centroids train
-together on L_task + beta * L_cluster, alpha growing every epoch.
+092007, Sec. III): pretraining on the task's focal loss alone; then K centroids are
+initialised on the training embeddings, and the network and the centroids train together
+on L_task + beta * L_cluster, alpha growing every epoch.
 
-A task gives its network, its tensors and `task_loss(batch) -> (loss, embedding)`."""
+A task gives its network, its tensors and `task_loss(batch) -> (loss, embedding)`. The
+settings are `PretrainSettings` and `ClusterSettings`; a config section's dict is still
+accepted (`pretrain_settings`, `cluster_settings` convert it).
+
+Centroid initialisations (`INITS`):
+
+- ``kmeans``: k-means on the embeddings, the paper's.
+- ``kl``: k-means with the KL divergence on the pretrained head's class probabilities
+  (`kl_kmeans`); each centroid is the mean embedding of its cluster's examples. The head
+  reads the embedding, so clustering what it predicts from it starts the joint phase from
+  the partition the task loss already separates (for the jets, mass windows).
+"""
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -16,43 +29,217 @@ from hepclust.ucluster.losses import cluster_loss
 from hepclust.ucluster.training import Batch, Schedule, predict, train
 
 TaskLoss = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
+Init = Literal["kmeans", "kl"]
+INITS: tuple[str, ...] = get_args(Init)
+# Examples over which the two loss terms are averaged to balance beta.
+BALANCE_EXAMPLES = 4096
+
+
+@dataclass(frozen=True)
+class PretrainSettings:
+    """The pretraining phase: `epochs` of the task loss alone."""
+
+    epochs: int
+    batch_size: int
+    schedule: Schedule = field(default_factory=Schedule)
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The joint phase. `beta` None: balanced, the task loss over the cluster loss at the
+    start of the phase (the paper: beta such that both terms are the same size). The
+    learning rate schedule goes on from epoch `first_schedule_epoch` (the pretraining's
+    length), unless `restart_schedule`, which starts it again at `schedule.lr`."""
+
+    epochs: int
+    batch_size: int
+    beta: float | None
+    alpha_start: float
+    alpha_step: float
+    schedule: Schedule = field(default_factory=Schedule)
+    first_schedule_epoch: int = 0
+    init: Init = "kmeans"
+    restart_schedule: bool = False
+
+    def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
 
 
 def schedule(settings: dict) -> Schedule:
     return Schedule(settings["lr"], settings["lr_halving_epochs"], settings["lr_min"])
 
 
-def pretrain(model: nn.Module, data: Batch, task_loss: TaskLoss, settings: dict, seed: int,
-             device: torch.device, checkpoints) -> list[dict]:
-    """The task loss alone for `pretrain_epochs` epochs; the history."""
-    return train(model, data, lambda batch, epoch: task_loss(batch)[0],
-                 settings["pretrain_epochs"], settings["batch_size"], checkpoints, seed, device,
-                 schedule(settings), desc="pretrain")
+def pretrain_settings(settings: dict) -> PretrainSettings:
+    """From a config section (pretrain_epochs, batch_size, lr, lr_halving_epochs, lr_min)."""
+    return PretrainSettings(epochs=settings["pretrain_epochs"],
+                            batch_size=settings["batch_size"], schedule=schedule(settings))
 
 
-def embeddings(model: nn.Module, data: Batch, settings: dict,
+def cluster_settings(settings: dict) -> ClusterSettings:
+    """From a config section; `beta` "balanced" is None, `cluster_init` defaults to
+    kmeans and `restart_schedule` to false where the section has none."""
+    beta = settings["beta"]
+    return ClusterSettings(epochs=settings["cluster_epochs"], batch_size=settings["batch_size"],
+                           beta=None if beta == "balanced" else float(beta),
+                           alpha_start=settings["alpha_start"],
+                           alpha_step=settings["alpha_step"], schedule=schedule(settings),
+                           first_schedule_epoch=settings["pretrain_epochs"],
+                           init=settings.get("cluster_init", "kmeans"),
+                           restart_schedule=settings.get("restart_schedule", False))
+
+
+def pretrain(model: nn.Module, data: Batch, task_loss: TaskLoss,
+             settings: PretrainSettings | dict, seed: int, device: torch.device,
+             checkpoints) -> list[dict]:
+    """The task loss alone for `settings.epochs` epochs; the history. The optimiser's
+    final state is in the checkpoint (`training.optimizer_state(checkpoints)`)."""
+    if isinstance(settings, dict):
+        settings = pretrain_settings(settings)
+    return train(model, data, lambda batch, epoch: task_loss(batch)[0], settings.epochs,
+                 settings.batch_size, checkpoints, seed, device, settings.schedule,
+                 desc="pretrain")
+
+
+def embeddings(model: nn.Module, data: Batch, settings: dict | int,
                device: torch.device) -> np.ndarray:
-    _, embedding = predict(model, data, 4 * settings["batch_size"], device)
+    """The embedding of every example; `settings` is the batch size of training (or a
+    config section holding it), inference uses four times that."""
+    batch_size = settings["batch_size"] if isinstance(settings, dict) else settings
+    _, embedding = predict(model, data, 4 * batch_size, device)
     return embedding.numpy()
 
 
-def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss, settings: dict,
-                     clusters: int, seed: int, device: torch.device,
-                     checkpoints) -> tuple[torch.Tensor, list[dict]]:
-    """k-means (K = `clusters`) on the embeddings of `data` initialises the centroids; then
-    the task loss plus beta times the cluster loss for `cluster_epochs` epochs, the learning
-    rate schedule going on from the pretraining's. The trained centroids and the history."""
-    start = evaluation.kmeans(embeddings(model, data, settings, device), clusters,
-                              seed).cluster_centers_
+def class_probabilities(model: nn.Module, data: Batch, batch_size: int,
+                        device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """(softmax of the head's logits, embedding) of every example; per-example heads only."""
+    logits, embedding = predict(model, data, 4 * batch_size, device)
+    if logits.ndim != 2:
+        raise ValueError("the kl initialisation needs one class prediction per example, "
+                         f"got logits of shape {tuple(logits.shape)}")
+    return torch.softmax(logits.double(), dim=1).numpy(), embedding.numpy()
+
+
+def kl_kmeans(probabilities: np.ndarray, clusters: int, seed: int, starts: int = 20,
+              iterations: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    r"""k-means with the KL divergence :math:`D(p_i \| c_k)` on probability vectors (N, C).
+
+    The centre minimising the summed divergence of its members is their mean (a Bregman
+    divergence), so Lloyd's iterations carry over: assign each vector to the centre of
+    least divergence, move each centre to its members' mean. `starts` random starts
+    (k-means++ seeding with the divergence), the one of least total divergence kept.
+    Returns (labels (N,), centres (K, C)). An empty cluster is refilled with the vector
+    farthest from its centre.
+    """
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-12, None)
+    p /= p.sum(axis=1, keepdims=True)
+    n = len(p)
+    if not 1 <= clusters <= n:
+        raise ValueError(f"cannot make {clusters} clusters of {n} probability vectors")
+    entropy_term = (p * np.log(p)).sum(axis=1)
+
+    def divergence(centres):
+        # >= 0 up to rounding, which the clip removes (k-means++ draws with these weights).
+        return np.maximum(entropy_term[:, None] - p @ np.log(np.clip(centres, 1e-12, None)).T,
+                          0.0)
+
+    rng = np.random.default_rng(seed)
+    best = None
+    for _ in range(starts):
+        centres = [p[rng.integers(n)]]
+        for _ in range(1, clusters):
+            nearest = divergence(np.array(centres)).min(axis=1)
+            weights = nearest / nearest.sum() if nearest.sum() > 0 else None
+            centres.append(p[rng.choice(n, p=weights)])
+        centres = np.array(centres)
+        labels = np.full(n, -1)
+        for _ in range(iterations):
+            distance = divergence(centres)
+            new_labels = distance.argmin(axis=1)
+            for k in np.setdiff1d(np.arange(clusters), new_labels):
+                farthest = distance[np.arange(n), new_labels].argmax()
+                new_labels[farthest] = k
+            if np.array_equal(new_labels, labels):
+                break
+            labels = new_labels
+            centres = np.array([p[labels == k].mean(axis=0) for k in range(clusters)])
+        total = divergence(centres)[np.arange(n), labels].sum()
+        if best is None or total < best[0]:
+            best = (total, labels, centres)
+    return best[1], best[2]
+
+
+def initial_centroids(init: Init, embedding: np.ndarray, probabilities: np.ndarray | None,
+                      clusters: int, seed: int) -> np.ndarray:
+    """The (K, E) centroids that option `init` (`INITS`) starts the joint phase from."""
+    if init == "kmeans":
+        return evaluation.kmeans(embedding, clusters, seed).cluster_centers_
+    if init == "kl":
+        if probabilities is None:
+            raise ValueError("the kl initialisation needs the head's class probabilities")
+        labels, _ = kl_kmeans(probabilities, clusters, seed)
+        return np.stack([embedding[labels == k].mean(axis=0) for k in range(clusters)])
+    raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+
+
+def balanced_beta(task_loss: float, cluster_loss_value: float) -> float:
+    """The beta that makes beta * L_cluster as large as L_task (1 if L_cluster is 0)."""
+    if not np.isfinite(task_loss) or not np.isfinite(cluster_loss_value):
+        raise ValueError(f"loss terms must be finite, got {task_loss} and {cluster_loss_value}")
+    return task_loss / cluster_loss_value if cluster_loss_value > 0 else 1.0
+
+
+@torch.no_grad()
+def _mean_loss_terms(model: nn.Module, data: Batch, task_loss: TaskLoss,
+                     centroids: torch.Tensor, alpha: float, batch_size: int,
+                     device: torch.device) -> tuple[float, float]:
+    """The task and cluster losses of the first BALANCE_EXAMPLES examples (eval mode)."""
+    model.to(device).eval()
+    n = min(len(next(iter(data.values()))), BALANCE_EXAMPLES)
+    task_total = cluster_total = 0.0
+    for start in range(0, n, 4 * batch_size):
+        rows = slice(start, min(start + 4 * batch_size, n))
+        batch = {name: tensor[rows].to(device) for name, tensor in data.items()}
+        task, embedding = task_loss(batch)
+        size = rows.stop - rows.start
+        task_total += float(task) * size
+        cluster_total += float(cluster_loss(embedding, centroids, alpha)) * size
+    return task_total / n, cluster_total / n
+
+
+def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
+                     settings: ClusterSettings | dict, clusters: int, seed: int,
+                     device: torch.device, checkpoints,
+                     start_optimizer: dict | None = None) -> tuple[torch.Tensor, list[dict]]:
+    """Centroids initialised by `settings.init` (K = `clusters`) on the embeddings of
+    `data`; then the task loss plus beta times the cluster loss for `settings.epochs`
+    epochs. `start_optimizer`: the pretraining's Adam state, carried over to the network's
+    parameters. The trained centroids and the history (each epoch also records beta)."""
+    if isinstance(settings, dict):
+        settings = cluster_settings(settings)
+    if settings.init == "kl":
+        probabilities, embedding = class_probabilities(model, data, settings.batch_size,
+                                                       device)
+    else:
+        probabilities, embedding = None, embeddings(model, data, settings.batch_size, device)
+    start = initial_centroids(settings.init, embedding, probabilities, clusters, seed)
     centroids = nn.Parameter(torch.tensor(start, dtype=torch.float32, device=device))
+    beta = settings.beta
+    if beta is None:
+        beta = balanced_beta(*_mean_loss_terms(model, data, task_loss, centroids.detach(),
+                                               settings.alpha_start, settings.batch_size,
+                                               device))
 
     def loss(batch: Batch, epoch: int) -> torch.Tensor:
         task, embedding = task_loss(batch)
-        alpha = settings["alpha_start"] + settings["alpha_step"] * epoch
-        return task + settings["beta"] * cluster_loss(embedding, centroids, alpha)
+        alpha = settings.alpha_start + settings.alpha_step * epoch
+        return task + beta * cluster_loss(embedding, centroids, alpha)
 
-    history = train(model, data, loss, settings["cluster_epochs"], settings["batch_size"],
-                    checkpoints, seed, device, schedule(settings), extra=[centroids],
-                    first_schedule_epoch=settings["pretrain_epochs"],
-                    desc=f"clustering K={clusters}")
+    first = 0 if settings.restart_schedule else settings.first_schedule_epoch
+    history = train(model, data, loss, settings.epochs, settings.batch_size, checkpoints, seed,
+                    device, settings.schedule, extra=[centroids], first_schedule_epoch=first,
+                    desc=f"clustering K={clusters}", start_optimizer=start_optimizer)
+    for entry in history:
+        entry["beta"] = beta
     return centroids.detach(), history
+

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from hepclust.io.jsonio import read_json, write_json
-from hepclust.ucluster import distributed, jets
+from hepclust.ucluster import distributed, jets, model_file, phases
 from hepclust.workflow import torch_device
 
 STAGES = ("jets-pretrain", "jets-ucluster", "jets-supervised")
@@ -25,24 +25,36 @@ def train_stage(stage: str, *, train: str | Path, model: str | Path, history: st
                 checkpoints: str | Path, settings: dict, seed: int, device: torch.device,
                 pretrained: str | Path | None = None) -> None:
     """Train `stage` on the arrays at `train` and write its model and history; `pretrained`
-    is the pretrained model that jets-ucluster starts from."""
+    is the pretrained model that jets-ucluster starts from (its weights and its optimiser
+    state). `settings` is the stage's part of the config's jet_clustering section; it
+    becomes the typed settings of the stage's function here."""
     arrays = jets.load_arrays(train)
-    centroids = None
+    centroids, optimizer = None, None
     if stage == "jets-pretrain":
-        network, trained = jets.pretrain(arrays, settings, seed, device, checkpoints)
+        network = jets.network_settings(settings)
+        model_net, trained, optimizer = jets.pretrain(
+            arrays, network=network, phase=phases.pretrain_settings(settings),
+            gamma=settings["gamma"], seed=seed, device=device, checkpoints=checkpoints)
         classes = jets.MASS_CLASSES
     elif stage == "jets-ucluster":
-        network, _ = jets.load_model(pretrained, device)
-        centroids, trained = jets.train_clustering(network, arrays, settings, seed, device,
-                                                   checkpoints)
+        model_net, _ = jets.load_model(pretrained, device)
+        network = jets.network_settings(settings)
+        centroids, trained = jets.train_clustering(
+            model_net, arrays, phase=phases.cluster_settings(settings),
+            clusters=settings["clusters"], gamma=settings["gamma"], seed=seed, device=device,
+            checkpoints=checkpoints, start_optimizer=model_file.optimizer(pretrained))
         classes = jets.MASS_CLASSES
     elif stage == "jets-supervised":
-        network, trained = jets.train_supervised(arrays, settings, seed, device, checkpoints)
+        network = jets.network_settings(settings, "supervised_")
         classes = len(settings["classes"])
+        model_net, trained = jets.train_supervised(
+            arrays, network=network, classes=classes, epochs=settings["supervised_epochs"],
+            batch_size=settings["batch_size"], schedule=phases.schedule(settings), seed=seed,
+            device=device, checkpoints=checkpoints)
     else:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
     if distributed.rank_and_world()[0] == 0:
-        jets.save_model(model, network, settings, classes, centroids, trained)
+        jets.save_model(model, model_net, network, classes, centroids, trained, optimizer)
         write_json(trained, history)
 
 
