@@ -130,6 +130,8 @@ def test_assigned_split_reads_one_split_back():
 
 
 def test_typed_settings_name_what_is_missing():
-    assert dijets.Training.from_config(SETTINGS).phases()["alpha_step"] == 2.0
+    training = dijets.Training.from_config(SETTINGS)
+    assert training.cluster_settings().alpha_step == 2.0
+    assert training.pretrain_settings().epochs == SETTINGS["pretrain_epochs"]
     with pytest.raises(KeyError, match="Network settings lack"):
         dijets.Network.from_config({"neighbours": 3})

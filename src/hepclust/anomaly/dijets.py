@@ -21,7 +21,7 @@ from hepclust.ucluster import evaluation, model_file, phases
 from hepclust.ucluster.abcnet import ABCNet
 from hepclust.ucluster.features import Standardizer
 from hepclust.ucluster.losses import focal_loss
-from hepclust.ucluster.training import Batch
+from hepclust.ucluster.training import Batch, Schedule
 
 SPLITS = ("train", "test", "eval")
 
@@ -73,9 +73,20 @@ class Training(_FromConfig):
     alpha_start: float = 1.0
     alpha_step: float = 0.0
 
-    def phases(self) -> dict:
-        """What `hepclust.ucluster.phases` reads, in its (dict) form."""
-        return asdict(self)
+    def pretrain_settings(self) -> phases.PretrainSettings:
+        return phases.PretrainSettings(epochs=self.pretrain_epochs, batch_size=self.batch_size,
+                                       schedule=self._schedule())
+
+    def cluster_settings(self) -> phases.ClusterSettings:
+        return phases.ClusterSettings(
+            epochs=self.cluster_epochs, batch_size=self.batch_size, beta=self.beta,
+            alpha_start=self.alpha_start, alpha_step=self.alpha_step,
+            schedule=self._schedule(), first_schedule_epoch=self.pretrain_epochs)
+
+    def _schedule(self) -> Schedule:
+        return Schedule(self.lr, self.lr_halving_epochs, self.lr_min)
+
+
 # What the network reads; the other arrays of a split (mjj, label, raw globals, jet) are
 # for the analysis of the clusters.
 ARRAYS = ("features", "mask", "mass_class", "global_features")
@@ -170,7 +181,8 @@ def pretrain(train_arrays: dict, network: Network, training: Training, seed: int
     torch.manual_seed(seed)
     model = new_model(network)
     history = phases.pretrain(model, tensors(train_arrays),
-                              _segmentation_loss(model, training.gamma), training.phases(),
+                              _segmentation_loss(model, training.gamma),
+                              training.pretrain_settings(),
                               seed, device, checkpoints)
     return model, history
 
@@ -181,14 +193,15 @@ def train_clustering(model: ABCNet, train_arrays: dict, training: Training, clus
     """UCluster's joint phase with K = `clusters` (`phases.train_clustering`)."""
     return phases.train_clustering(model, tensors(train_arrays),
                                    _segmentation_loss(model, training.gamma),
-                                   training.phases(), clusters, seed, device, checkpoints)
+                                   training.cluster_settings(), clusters, seed, device,
+                                   checkpoints)
 
 
 def assign(model: ABCNet, centroids: torch.Tensor, arrays: dict, batch_size: int,
            device: torch.device) -> dict[str, np.ndarray]:
     """The embedding and nearest-centroid cluster of every event of a split, with what the
     analysis of the clusters needs: mjj, label and the raw global features."""
-    embedding = phases.embeddings(model, tensors(arrays), {"batch_size": batch_size}, device)
+    embedding = phases.embeddings(model, tensors(arrays), batch_size, device)
     clusters = evaluation.nearest_centroid(embedding, centroids.cpu().numpy())
     return {"embedding": embedding, "cluster": clusters.astype(np.int64),
             "mjj": arrays["mjj"], "label": arrays["label"], "global_raw": arrays["global_raw"]}

@@ -4,8 +4,8 @@ initialised on the training embeddings, and the network and the centroids train 
 on L_task + beta * L_cluster, alpha growing every epoch.
 
 A task gives its network, its tensors and `task_loss(batch) -> (loss, embedding)`. The
-settings are `PretrainSettings` and `ClusterSettings`; a config section's dict is still
-accepted (`pretrain_settings`, `cluster_settings` convert it).
+settings are `PretrainSettings` and `ClusterSettings` (`pretrain_settings` and
+`cluster_settings` make them from a config section).
 
 Centroid initialisations (`INITS`):
 
@@ -90,22 +90,19 @@ def cluster_settings(settings: dict) -> ClusterSettings:
 
 
 def pretrain(model: nn.Module, data: Batch, task_loss: TaskLoss,
-             settings: PretrainSettings | dict, seed: int, device: torch.device,
+             settings: PretrainSettings, seed: int, device: torch.device,
              checkpoints) -> list[dict]:
     """The task loss alone for `settings.epochs` epochs; the history. The optimiser's
     final state is in the checkpoint (`training.optimizer_state(checkpoints)`)."""
-    if isinstance(settings, dict):
-        settings = pretrain_settings(settings)
     return train(model, data, lambda batch, epoch: task_loss(batch)[0], settings.epochs,
                  settings.batch_size, checkpoints, seed, device, settings.schedule,
                  desc="pretrain")
 
 
-def embeddings(model: nn.Module, data: Batch, settings: dict | int,
+def embeddings(model: nn.Module, data: Batch, batch_size: int,
                device: torch.device) -> np.ndarray:
-    """The embedding of every example; `settings` is the batch size of training (or a
-    config section holding it), inference uses four times that."""
-    batch_size = settings["batch_size"] if isinstance(settings, dict) else settings
+    """The embedding of every example; `batch_size` is training's, inference uses four
+    times that."""
     _, embedding = predict(model, data, 4 * batch_size, device)
     return embedding.numpy()
 
@@ -208,15 +205,13 @@ def _mean_loss_terms(model: nn.Module, data: Batch, task_loss: TaskLoss,
 
 
 def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
-                     settings: ClusterSettings | dict, clusters: int, seed: int,
+                     settings: ClusterSettings, clusters: int, seed: int,
                      device: torch.device, checkpoints,
                      start_optimizer: dict | None = None) -> tuple[torch.Tensor, list[dict]]:
     """Centroids initialised by `settings.init` (K = `clusters`) on the embeddings of
     `data`; then the task loss plus beta times the cluster loss for `settings.epochs`
     epochs. `start_optimizer`: the pretraining's Adam state, carried over to the network's
     parameters. The trained centroids and the history (each epoch also records beta)."""
-    if isinstance(settings, dict):
-        settings = cluster_settings(settings)
     if settings.init == "kl":
         probabilities, embedding = class_probabilities(model, data, settings.batch_size,
                                                        device)
