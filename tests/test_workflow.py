@@ -350,7 +350,7 @@ def test_real_layout_hls4ml_and_lhco_files_run_the_jets_and_dijet_stages(tmp_pat
     config["dijets"]["input"] = [str(tmp_path / "events_anomalydetection.h5")]
     config["jet_clustering"].update(classes=FIVE_CLASSES, clusters=5, seeds=1)
     config["anomaly"].update(seeds=1, clusters=[2], scan_clusters=2, mjj_low=2500,
-                             mjj_high=4500)
+                             mjj_high=4500, mjj_bin_width=250)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     work = tmp_path / "run"
     result = snakemake(work, "results/jets/metrics.json", "results/anomaly/metrics.json",
