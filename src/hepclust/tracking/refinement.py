@@ -182,72 +182,76 @@ def train_refinement(events: Sequence[TrackingEvent], candidates: Sequence[torch
     model = edge_classifier(**settings.model_arguments(events[0].features.shape[1])).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.schedule.lr)
     if isinstance(model, InteractionEdgeClassifier):
-        return model, _train_on_sectors(model, optimizer, events, candidates, settings, seed,
-                                        device, progress)
-    data = []
-    for event, edge_index in zip(events, candidates, strict=True):
-        event = event.to(device)
-        same = same_particle(event.particle_id, edge_index.to(device))
-        data.append((edge_inputs(event, edge_index), same, balanced_weights(same)))
+        units, unit_name, steps = _sector_units(model, events, candidates, settings, device)
+    else:
+        units, unit_name, steps = _event_units(model, events, candidates, settings, device)
     history = []
     for epoch in range(settings.epochs):
         lr = settings.schedule.apply(optimizer, epoch)
         rng = np.random.default_rng([seed, epoch])
-        began, total, edges, true_edges = time.perf_counter(), 0.0, 0, 0
+        began, total, edges, true_edges, count = time.perf_counter(), 0.0, 0, 0, 0
         model.train()
-        for index in tqdm(rng.permutation(len(data)),
-                          desc=f"refinement epoch {epoch + 1}/{settings.epochs}", unit="event",
-                          leave=False, disable=not progress):
-            inputs, same, weights = data[index]
-            order = torch.from_numpy(rng.permutation(len(inputs))).to(device)
-            for batch in order.split(settings.batch_size):
+        for index in tqdm(rng.permutation(len(units)),
+                          desc=f"refinement epoch {epoch + 1}/{settings.epochs}",
+                          unit=unit_name, leave=False, disable=not progress):
+            unit = units[index]
+            for logits, same, weights in steps(unit, rng):
                 optimizer.zero_grad(set_to_none=True)
-                loss = F.binary_cross_entropy_with_logits(model(inputs[batch]),
-                                                          same[batch].float(), weights[batch])
+                loss = F.binary_cross_entropy_with_logits(logits, same.float(), weights)
                 loss.backward()
                 optimizer.step()
-                total += loss.item() * len(batch)
-            edges, true_edges = edges + len(inputs), true_edges + int(same.sum())
+                total += loss.item() * len(same)
+                count += 1
+            edges, true_edges = edges + len(unit.same), true_edges + int(unit.same.sum())
         history.append({"epoch": epoch, "lr": lr, "loss": total / max(edges, 1),
-                        "edges": edges, "true_edges": true_edges,
+                        "edges": edges, "true_edges": true_edges, "steps": count,
                         "seconds": time.perf_counter() - began})
         log.info("refinement epoch %d/%d: loss %.4f, %.1f s", epoch + 1, settings.epochs,
                  history[-1]["loss"], history[-1]["seconds"])
     return model, history
 
 
-def _train_on_sectors(model: InteractionEdgeClassifier, optimizer: torch.optim.Optimizer,
-                      events: Sequence[TrackingEvent], candidates: Sequence[torch.Tensor],
-                      settings: RefinementSettings, seed: int, device: torch.device,
-                      progress: bool) -> list[dict]:
-    """Train the interaction network one phi sector at a time; returns the history."""
-    sectors = []
-    for index, (event, edge_index) in enumerate(zip(events, candidates, strict=True)):
+@dataclass(frozen=True)
+class _Unit:
+    """What one shuffled unit of an epoch trains on: its edges' inputs (the MLP's rows, or
+    the event and edge index of a phi sector), truth and loss weights."""
+
+    inputs: object
+    same: torch.Tensor
+    weights: torch.Tensor
+
+
+def _event_units(model: EdgeClassifier, events: Sequence[TrackingEvent],
+                 candidates: Sequence[torch.Tensor], settings: RefinementSettings,
+                 device: torch.device):
+    """The MLP's units: one event each, split into shuffled batches of edges."""
+    units = []
+    for event, edge_index in zip(events, candidates, strict=True):
+        event = event.to(device)
+        same = same_particle(event.particle_id, edge_index.to(device))
+        units.append(_Unit(edge_inputs(event, edge_index), same, balanced_weights(same)))
+
+    def steps(unit: _Unit, rng: np.random.Generator):
+        order = torch.from_numpy(rng.permutation(len(unit.same))).to(device)
+        for batch in order.split(settings.batch_size):
+            yield model(unit.inputs[batch]), unit.same[batch], unit.weights[batch]
+
+    return units, "event", steps
+
+
+def _sector_units(model: InteractionEdgeClassifier, events: Sequence[TrackingEvent],
+                  candidates: Sequence[torch.Tensor], settings: RefinementSettings,
+                  device: torch.device):
+    """The interaction network's units: one phi sector of an event each, one step."""
+    units = []
+    for event, edge_index in zip(events, candidates, strict=True):
         event = event.to(device)
         for edges in phi_sectors(event, edge_index.to(device), settings.sectors):
             same = same_particle(event.particle_id, edges)
-            sectors.append((index, edges, same, balanced_weights(same)))
-    moved = [event.to(device) for event in events]
-    history = []
-    for epoch in range(settings.epochs):
-        lr = settings.schedule.apply(optimizer, epoch)
-        rng = np.random.default_rng([seed, epoch])
-        began, total, edges_seen, true_edges = time.perf_counter(), 0.0, 0, 0
-        model.train()
-        for slot in tqdm(rng.permutation(len(sectors)),
-                         desc=f"refinement epoch {epoch + 1}/{settings.epochs}", unit="sector",
-                         leave=False, disable=not progress):
-            index, edges, same, weights = sectors[slot]
-            optimizer.zero_grad(set_to_none=True)
-            loss = F.binary_cross_entropy_with_logits(model.edge_logits(moved[index], edges),
-                                                      same.float(), weights)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * edges.shape[1]
-            edges_seen, true_edges = edges_seen + edges.shape[1], true_edges + int(same.sum())
-        history.append({"epoch": epoch, "lr": lr, "loss": total / max(edges_seen, 1),
-                        "edges": edges_seen, "true_edges": true_edges,
-                        "steps": len(sectors), "seconds": time.perf_counter() - began})
-        log.info("refinement epoch %d/%d: loss %.4f, %.1f s", epoch + 1, settings.epochs,
-                 history[-1]["loss"], history[-1]["seconds"])
-    return history
+            units.append(_Unit((event, edges), same, balanced_weights(same)))
+
+    def steps(unit: _Unit, rng: np.random.Generator):
+        event, edges = unit.inputs
+        yield model.edge_logits(event, edges), unit.same, unit.weights
+
+    return units, "sector", steps
