@@ -402,6 +402,7 @@ def tracked_models(wildcards):
         "gnn": "results/tracking/models/gnn_tuned.pt",
         "split_model": "results/tracking/models/split_tuned.pt",
         "stop": "results/tracking/models/stop_tuned.pt",
+        "layer_pairs": "results/tracking/models/layer_pairs.pt",
     }
 
 

@@ -61,6 +61,7 @@ rule build_tracking_graphs:
     output:
         graphs="results/tracking/graphs/embedding.pt",
         edges="results/tracking/graphs/embedding_edges.json",
+        layer_pairs="results/tracking/models/layer_pairs.pt",
     log:
         "results/logs/tracking/build_graphs.log",
     benchmark:
@@ -275,6 +276,7 @@ rule tracking_baselines:
         gnn="results/tracking/models/gnn.pt",
         split_model="results/tracking/models/split.pt",
         stop="results/tracking/models/stop.pt",
+        layer_pairs="results/tracking/models/layer_pairs.pt",
     output:
         "results/tracking/test/baselines.json",
     log:

@@ -47,6 +47,14 @@ def hit_features(x: np.ndarray, y: np.ndarray, z: np.ndarray, volume_id: np.ndar
     return torch.from_numpy(stacked.astype(np.float32))
 
 
+def detector_layers(features: torch.Tensor) -> torch.Tensor:
+    """Each hit's layer key volume_id * 100 + layer_id (int64), read back from its
+    `HIT_FEATURES` (N, F), where both ids are stored divided by `ID_SCALE`."""
+    ids = torch.round(features[:, [HIT_FEATURES.index("volume"), HIT_FEATURES.index("layer")]]
+                      * ID_SCALE).long()
+    return ids[:, 0] * 100 + ids[:, 1]
+
+
 @dataclass(frozen=True)
 class TrackingEvent:
     """One event's hits as tensors: features (N, F) float32, positions (N, 3) float32 in

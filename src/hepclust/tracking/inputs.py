@@ -9,6 +9,7 @@ from hepclust.io.jsonio import read_json
 from hepclust.tracking.checkpoints import load_graphs, load_module
 from hepclust.tracking.events import EventTables, read_events
 from hepclust.tracking.gnn import GraphEvent
+from hepclust.tracking.layer_graph import LayerPairGraph
 from hepclust.tracking.pipeline import ClusteringSettings, Models
 from hepclust.tracking.stages import graph_events
 
@@ -27,7 +28,8 @@ def training_graph_events(hits: str | Path, particles: str | Path, split: str | 
 
 
 def load_models(embedding: str | Path, refinement: str | Path, gnn: str | Path,
-                split: str | Path, stop: str | Path, device: torch.device) -> Models:
+                split: str | Path, stop: str | Path, layer_pairs: str | Path,
+                device: torch.device) -> Models:
     return Models(*(load_module(path, kind, device) for path, kind in (
         (embedding, "embedding"), (refinement, "refinement"), (gnn, "gnn"), (split, "split"),
-        (stop, "stop"))))
+        (stop, "stop"))), layer_pairs=LayerPairGraph.load(layer_pairs))

@@ -25,20 +25,26 @@ from hepclust.tracking.gnn import GraphEvent
 from hepclust.tracking.graph import neighbour_graph
 from hepclust.tracking.hierarchical import ClusterEvent, Clustering, hierarchical_clustering
 from hepclust.tracking.hit_features import TrackingEvent
+from hepclust.tracking.layer_graph import LayerPairGraph
 from hepclust.tracking.refinement import edge_probabilities, refine
 
 Initial = Literal["event", "components"]
 STAGES = ("embedding", "graph", "refinement", "gnn", "clustering")
 
 
+Builder = Literal["embedding", "layer_pairs"]
+
+
 @dataclass(frozen=True)
 class GraphSettings:
-    """How the graph is built: k nearest and/or radius in the embedding, then the
-    refinement's probability threshold."""
+    """How the candidate graph is built, from the k nearest and/or the radius in the
+    embedding or (``builder="layer_pairs"``) from the learned layer-pair windows
+    (`hepclust.tracking.layer_graph`), then the refinement's probability threshold."""
 
     k: int | None = None
     radius: float | None = 0.4
     threshold: float = 0.5
+    builder: Builder = "embedding"
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class Models:
     gnn: nn.Module
     split: nn.Module
     stop: nn.Module | None
+    layer_pairs: LayerPairGraph | None = None
 
 
 def message_edges(pairs: torch.Tensor) -> torch.Tensor:
@@ -77,6 +84,18 @@ def initial_partition(refined: torch.Tensor, num_hits: int, initial: Initial,
     if initial != "components":
         raise ValueError(f"initial must be 'event' or 'components', not {initial!r}")
     return torch.from_numpy(connected_components(refined, num_hits)).to(device)
+
+
+def candidate_edges(event: TrackingEvent, embedding: torch.Tensor, graph: GraphSettings,
+                    layer_pairs: LayerPairGraph | None = None) -> torch.Tensor:
+    """The event's candidate graph (2, E) as `graph.builder` says."""
+    if graph.builder == "embedding":
+        return neighbour_graph(embedding, graph.k, graph.radius)
+    if graph.builder != "layer_pairs":
+        raise ValueError(f"builder must be 'embedding' or 'layer_pairs', not {graph.builder!r}")
+    if layer_pairs is None:
+        raise ValueError("the layer_pairs builder needs the learned layer pairs")
+    return layer_pairs.edges(event)
 
 
 def graph_event(event: TrackingEvent, embedding: torch.Tensor, candidates: torch.Tensor,
@@ -144,7 +163,8 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
             module.to(device).eval()
     clock = Stopwatch(device)
     embedding = clock.run("embedding", embed, models.embedding, event.features, device)
-    candidates = clock.run("graph", neighbour_graph, embedding, graph.k, graph.radius)
+    candidates = clock.run("graph", candidate_edges, event, embedding, graph,
+                           models.layer_pairs)
 
     def refined_edges() -> torch.Tensor:
         return refine(candidates, edge_probabilities(models.refinement, event, candidates,

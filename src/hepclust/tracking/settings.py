@@ -33,7 +33,8 @@ def refinement_settings(config: dict) -> RefinementSettings:
 
 def graph_settings(config: dict) -> GraphSettings:
     return GraphSettings(k=config["graph"]["k"], radius=config["graph"]["radius"],
-                         threshold=config["refinement"]["threshold"])
+                         threshold=config["refinement"]["threshold"],
+                         builder=config["graph"]["builder"])
 
 
 def clustering_settings(config: dict) -> ClusteringSettings:

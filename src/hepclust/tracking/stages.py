@@ -11,12 +11,14 @@ from tqdm import tqdm
 from hepclust.tracking.embedding import EmbeddingSettings, embed, train_embedding
 from hepclust.tracking.events import EventTables
 from hepclust.tracking.gnn import ClusteringGNN, GraphEvent, train_gnn
-from hepclust.tracking.graph import edge_metrics, neighbour_graph
+from hepclust.tracking.graph import edge_metrics
 from hepclust.tracking.hierarchical import ClusterEvent, train_end_to_end, train_split, train_stop
 from hepclust.tracking.hit_features import TrackingEvent
+from hepclust.tracking.layer_graph import LayerPairGraph
 from hepclust.tracking.pipeline import (
     ClusteringSettings,
     GraphSettings,
+    candidate_edges,
     cluster_event,
     graph_event,
 )
@@ -44,13 +46,14 @@ def fit_embedding(events: Sequence[TrackingEvent], settings: EmbeddingSettings, 
 
 
 def candidate_graphs(embedding: nn.Module, tables: Sequence[EventTables],
-                     graph: GraphSettings,
+                     graph: GraphSettings, layer_pairs: LayerPairGraph,
                      device: torch.device) -> tuple[dict[int, torch.Tensor], list[dict]]:
-    """Each event's candidate edges in the embedding, and their size and quality."""
+    """Each event's candidate edges, and their size and quality."""
     graphs, rows = {}, []
-    for table in tqdm(tables, desc="embedding graphs", unit="event"):
-        event = table.tracking_event()
-        edges = neighbour_graph(embed(embedding, event.features, device), graph.k, graph.radius)
+    for table in tqdm(tables, desc="candidate graphs", unit="event"):
+        event = table.tracking_event().to(device)
+        edges = candidate_edges(event, embed(embedding, event.features, device), graph,
+                                layer_pairs)
         graphs[table.event_id] = edges.cpu()
         rows.append({"event": table.name, **edge_metrics(edges, event.particle_id)})
     return graphs, rows

@@ -1,8 +1,9 @@
 """`hepclust track`: the trained clustering GNN on any TrackML event, outside the workflow.
 
-The models are the workflow's (results/tracking/models: the embedding, the refinement and
-the fine-tuned GNN, Split and Stop), the graph and clustering settings those of the
-config's ``tracking_clustering`` section that trained them.
+The models are the workflow's (results/tracking/models: the embedding, the refinement,
+the fine-tuned GNN, Split and Stop, and the learned layer pairs), the graph and
+clustering settings those of the config's ``tracking_clustering`` section that trained
+them.
 """
 
 from pathlib import Path
@@ -19,7 +20,7 @@ from hepclust.tracking.pipeline import reconstruct
 from hepclust.tracking.settings import clustering_settings, graph_settings
 
 MODEL_FILES = ("embedding.pt", "refinement.pt", "gnn_tuned.pt", "split_tuned.pt",
-               "stop_tuned.pt")
+               "stop_tuned.pt", "layer_pairs.pt")
 
 
 def tracking_config(path: str | Path) -> dict:
