@@ -17,7 +17,9 @@ from hepclust.tracking.gnn import (
     ClusteringGNN,
     EdgeWeightedConv,
     GraphEvent,
+    edge_classification_loss,
     hinge_loss,
+    pair_logits,
     train_gnn,
 )
 from hepclust.tracking.hierarchical import (
@@ -457,6 +459,54 @@ def test_hinge_loss_pulls_true_pairs_and_pushes_false_ones():
     assert together.item() == pytest.approx(1.0, abs=1e-5)
     empty = hinge_loss(points, torch.zeros(2, 0, dtype=torch.long), particle)
     assert empty.item() == 0
+
+
+def test_edge_classification_loss_and_its_gradient_on_four_hits():
+    torch.manual_seed(0)
+    x = torch.randn(4, 3)
+    particle = torch.tensor([1, 1, 2, 2])
+    edges = torch.tensor([[0, 2, 0], [1, 3, 2]])  # true, true, false
+    gnn = ClusteringGNN(3, hidden=6, out_channels=2, layers=2, kernel_hidden=4)
+    output, logits = gnn.with_logits(x, edges)
+    torch.testing.assert_close(output, gnn(x, edges))
+    assert [layer.shape for layer in logits] == [(3,), (3,)]
+    loss = edge_classification_loss(logits, edges, particle)
+    # Balanced weights: the two true edges and the one false edge carry half each.
+    target = torch.tensor([1.0, 1.0, 0.0])
+    weights = torch.tensor([0.75, 0.75, 1.5])
+    expected = torch.stack([nn.functional.binary_cross_entropy_with_logits(
+        layer, target, weights) for layer in logits]).mean()
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    kernel = gnn.convs[0].kernel[0].weight.grad
+    assert kernel is not None
+    assert kernel.abs().sum() > 0
+    # A gradient step makes the kernels tell the true edges from the false one better.
+    optimiser = torch.optim.SGD(gnn.parameters(), lr=0.5)
+    for _ in range(50):
+        optimiser.zero_grad()
+        edge_classification_loss(gnn.with_logits(x, edges)[1], edges, particle).backward()
+        optimiser.step()
+    last = gnn.with_logits(x, edges)[1][-1]
+    assert last[0] > last[2]
+    assert last[1] > last[2]
+
+
+def test_pair_logits_average_both_directions():
+    logits = torch.tensor([1.0, 3.0, -1.0, 5.0])  # pairs a, b then flipped a, b
+    torch.testing.assert_close(pair_logits(logits, 2), torch.tensor([0.0, 4.0]))
+
+
+def test_sectors_keep_both_directions_of_a_pair_together():
+    azimuth = torch.tensor([-3.0, -2.9, 0.1, 0.2, 3.0])
+    pairs = torch.tensor([[0, 2, 3], [1, 3, 4]])
+    event = GraphEvent(x=torch.zeros(5, 2), edge_index=torch.cat([pairs, pairs.flip(0)], 1),
+                       particle=torch.ones(5, dtype=torch.long), azimuth=azimuth)
+    parts = event.sectors(2)
+    assert [p.edge_index.shape[1] for p in parts] == [2, 4]
+    assert sorted(parts[0].edge_index.flatten().tolist()) == [0, 0, 1, 1]
+    assert all(len(p.x) == 5 for p in parts)
+    assert event.sectors(1)[0] is event
 
 
 # ---- Baselines --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ with logged_to(snakemake.log[0]):
                         settings["gnn"]["margin"], clustering, snakemake.params.seed, device)
     # Split has changed, so the Stop module goes on learning from its new trees.
     stop = load_module(inputs.stop, "stop", device)
-    stop_history = continue_stop(stop, split, cluster_events(gnn, events, tables),
+    stop_history = continue_stop(stop, split, cluster_events(gnn, events, tables, clustering),
                                  block["stop_epochs"], settings["hierarchical"]["stop_lr"],
                                  clustering, snakemake.params.seed, device)
     save_module(output.gnn, "gnn", gnn, module_arguments(inputs.gnn), history)

@@ -14,6 +14,7 @@ with logged_to(snakemake.log[0]):
     gnn = settings["gnn"]
     model, arguments, history = fit_gnn(
         events, gnn["hidden"], gnn["layers"], gnn["output"], gnn["kernel_hidden"], gnn["aggr"],
-        gnn["epochs"], gnn["lr"], gnn["margin"], snakemake.params.seed, device)
+        gnn["epochs"], gnn["lr"], gnn["margin"], gnn["edge_loss_weight"], gnn["sectors"],
+        snakemake.params.seed, device)
     save_module(snakemake.output.model, "gnn", model, arguments, history)
     write_json(history, snakemake.output.history)

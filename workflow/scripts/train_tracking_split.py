@@ -15,7 +15,7 @@ with logged_to(snakemake.log[0]):
     gnn = load_module(inputs.gnn, "gnn", device)
     block = settings["hierarchical"]
     split, arguments, history = fit_split(
-        cluster_events(gnn, events, tables), block["hidden"], block["layers"],
+        cluster_events(gnn, events, tables, clustering), block["hidden"], block["layers"],
         block["split_epochs"], block["split_lr"], clustering, snakemake.params.seed, device)
     save_module(snakemake.output.model, "split", split, arguments, history)
     write_json(history, snakemake.output.history)

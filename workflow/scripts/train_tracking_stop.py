@@ -16,7 +16,7 @@ with logged_to(snakemake.log[0]):
     split = load_module(inputs.split_model, "split", device)
     block = settings["hierarchical"]
     stop, arguments, history = fit_stop(
-        cluster_events(gnn, events, tables), split, block["hidden"], block["layers"],
+        cluster_events(gnn, events, tables, clustering), split, block["hidden"], block["layers"],
         block["stop_epochs"], block["stop_lr"], clustering, snakemake.params.seed, device)
     save_module(snakemake.output.model, "stop", stop, arguments, history)
     write_json(history, snakemake.output.history)

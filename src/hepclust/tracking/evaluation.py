@@ -99,10 +99,15 @@ def summarise_graphs(rows: Sequence[dict]) -> dict:
     edges = sum(r["edges"] for r in rows)
     true_edges = sum(r["true_edges"] for r in rows)
     true_pairs = sum(r["true_pairs"] for r in rows)
-    return {"events": len(rows), "edges_per_event": edges / max(len(rows), 1),
-            "edges": edges, "true_edges": true_edges, "true_pairs": true_pairs,
-            "purity": true_edges / edges if edges else None,
-            "recall": true_edges / true_pairs if true_pairs else None}
+    row = {"events": len(rows), "edges_per_event": edges / max(len(rows), 1),
+           "edges": edges, "true_edges": true_edges, "true_pairs": true_pairs,
+           "purity": true_edges / edges if edges else None,
+           "recall": true_edges / true_pairs if true_pairs else None}
+    if rows and all("consecutive_pairs" in r for r in rows):
+        wanted = sum(r["consecutive_pairs"] for r in rows)
+        row["consecutive_recall"] = (sum(r["consecutive_edges"] for r in rows) / wanted
+                                     if wanted else None)
+    return row
 
 
 def all_pairs_row(num_hits: Sequence[int], true_pairs: Sequence[int]) -> dict:

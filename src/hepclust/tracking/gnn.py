@@ -26,13 +26,16 @@ false one, averaged over the pairs.
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch_geometric.nn import MessagePassing
 from tqdm import tqdm
+
+from hepclust.tracking.refinement import balanced_weights
 
 
 class EdgeWeightedConv(MessagePassing):
@@ -63,15 +66,25 @@ class EdgeWeightedConv(MessagePassing):
                 module.reset_parameters()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        neighbours = self.propagate(edge_index, x=x)
-        return self.linear(torch.cat([neighbours, x], dim=-1))
+        return self.with_logits(x, edge_index)[0]
+
+    def with_logits(self, x: torch.Tensor,
+                    edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(v', the logit of a_ij of each edge (m,)): the kernel is the layer's edge
+        classifier too."""
+        logits = self.kernel_logits(x[edge_index[1]], x[edge_index[0]])
+        neighbours = self.propagate(edge_index, x=x, weight=torch.sigmoid(logits))
+        return self.linear(torch.cat([neighbours, x], dim=-1)), logits
+
+    def kernel_logits(self, x_i: torch.Tensor, x_j: torch.Tensor) -> torch.Tensor:
+        return self.kernel(torch.cat([x_i, x_j], dim=-1)).squeeze(-1)
 
     def edge_weight(self, x_i: torch.Tensor, x_j: torch.Tensor) -> torch.Tensor:
         """a_ij in (0, 1) of each edge j -> i, shape (m,)."""
-        return torch.sigmoid(self.kernel(torch.cat([x_i, x_j], dim=-1))).squeeze(-1)
+        return torch.sigmoid(self.kernel_logits(x_i, x_j))
 
-    def message(self, x_i: torch.Tensor, x_j: torch.Tensor) -> torch.Tensor:
-        return self.edge_weight(x_i, x_j).unsqueeze(-1) * x_j
+    def message(self, x_j: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return weight.unsqueeze(-1) * x_j
 
 
 class ClusteringGNN(nn.Module):
@@ -92,10 +105,39 @@ class ClusteringGNN(nn.Module):
 
     def forward(self, features: torch.Tensor, edge_index: torch.Tensor,
                 embedding: torch.Tensor | None = None) -> torch.Tensor:
+        return self.with_logits(features, edge_index, embedding)[0]
+
+    def with_logits(self, features: torch.Tensor, edge_index: torch.Tensor,
+                    embedding: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(output, the kernel logits of every layer, each (m,))."""
         x = features if embedding is None else torch.cat([features, embedding], dim=-1)
-        for conv in self.convs[:-1]:
-            x = torch.relu(conv(x, edge_index))
-        return self.convs[-1](x, edge_index)
+        logits = []
+        for index, conv in enumerate(self.convs):
+            x, layer_logits = conv.with_logits(x, edge_index)
+            logits.append(layer_logits)
+            if index < len(self.convs) - 1:
+                x = torch.relu(x)
+        return x, logits
+
+
+def pair_logits(logits: torch.Tensor, pairs: int) -> torch.Tensor:
+    """One logit per unordered pair from a layer's kernel logits over `message_edges`
+    (each pair's two directions, the pairs then the flipped pairs): their mean, (pairs,)."""
+    return 0.5 * (logits[:pairs] + logits[pairs:])
+
+
+def edge_classification_loss(logits: Sequence[torch.Tensor], edge_index: torch.Tensor,
+                             particle: torch.Tensor, noise_particle: int | None = 0
+                             ) -> torch.Tensor:
+    """The kernels as edge classifiers: the binary cross-entropy of each layer's a_ij
+    against whether edge (2, m) joins two hits of one particle, true and false edges
+    weighted to half each, averaged over the layers."""
+    same = true_pairs(edge_index, particle, noise_particle)
+    weights = balanced_weights(same)
+    return torch.stack([F.binary_cross_entropy_with_logits(layer, same.float(), weights)
+                        for layer in logits]).mean()
+
 
 
 def true_pairs(edge_index: torch.Tensor, particle: torch.Tensor,
@@ -140,13 +182,30 @@ class GraphEvent:
     particle: torch.Tensor
     eval_edge_index: torch.Tensor | None = None
     initial: torch.Tensor | None = None
+    azimuth: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "GraphEvent":
         def move(tensor: torch.Tensor | None) -> torch.Tensor | None:
             return None if tensor is None else tensor.to(device)
 
         return GraphEvent(move(self.x), move(self.edge_index), move(self.particle),
-                          move(self.eval_edge_index), move(self.initial))
+                          move(self.eval_edge_index), move(self.initial), move(self.azimuth))
+
+    def sectors(self, count: int) -> list["GraphEvent"]:
+        """The event cut into `count` equal slices of the azimuth (of each edge's hit of
+        lower index, so both directions of a pair fall together), all hits kept, each
+        slice with its own input and loss edges; the whole event if `azimuth` is None
+        or `count` is 1."""
+        if self.azimuth is None or count <= 1:
+            return [self]
+        slot = ((self.azimuth + torch.pi) / (2 * torch.pi) * count).long().clamp(0, count - 1)
+
+        def part(edges: torch.Tensor, index: int) -> torch.Tensor:
+            return edges[:, slot[torch.minimum(edges[0], edges[1])] == index]
+
+        return [replace(self, edge_index=part(self.edge_index, index),
+                        eval_edge_index=part(self.loss_edges, index))
+                for index in range(count)]
 
     @property
     def loss_edges(self) -> torch.Tensor:
@@ -161,24 +220,34 @@ def event_order(n_events: int, seed: int, epoch: int) -> list[int]:
 
 def train_gnn(gnn: ClusteringGNN, events: Sequence[GraphEvent], epochs: int,
               lr: float = 5e-4, margin: float = 1.0, seed: int = 0,
-              device: torch.device | str = "cpu") -> list[dict]:
-    """Train `gnn` on the hinge loss with Adam, one step per event (Sec. 3.1.2's starting
-    learning rate, kept constant); return one dict per epoch (mean loss, seconds)."""
+              device: torch.device | str = "cpu", edge_loss_weight: float = 0.0,
+              sectors: int = 1) -> list[dict]:
+    """Train `gnn` with Adam (Sec. 3.1.2's starting learning rate, kept constant) on the
+    hinge loss plus `edge_loss_weight` times `edge_classification_loss` over the input
+    edges, one step per azimuthal sector (`GraphEvent.sectors`) of each event; return
+    one dict per epoch (mean losses, seconds)."""
     torch.manual_seed(seed)
     gnn.to(device).train()
     optimizer = torch.optim.Adam(gnn.parameters(), lr=lr)
+    units = [part for event in events for part in event.sectors(sectors)
+             if part.edge_index.shape[1]]
     history = []
     for epoch in range(epochs):
-        began, total = time.perf_counter(), 0.0
-        for index in tqdm(event_order(len(events), seed, epoch), leave=False, unit="event",
+        began, totals = time.perf_counter(), {"loss": 0.0, "hinge_loss": 0.0, "edge_loss": 0.0}
+        for index in tqdm(event_order(len(units), seed, epoch), leave=False, unit="sector",
                           desc=f"GNN epoch {epoch + 1}/{epochs}"):
-            event = events[index].to(device)
+            unit = units[index].to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = hinge_loss(gnn(event.x, event.edge_index), event.loss_edges,
-                              event.particle, margin)
+            output, logits = gnn.with_logits(unit.x, unit.edge_index)
+            hinge = hinge_loss(output, unit.loss_edges, unit.particle, margin)
+            edge = (edge_classification_loss(logits, unit.edge_index, unit.particle)
+                    if edge_loss_weight else output.new_zeros(()))
+            loss = hinge + edge_loss_weight * edge
             loss.backward()
             optimizer.step()
-            total += loss.item()
-        history.append({"epoch": epoch, "loss": total / max(len(events), 1),
-                        "seconds": time.perf_counter() - began, "events": len(events)})
+            for name, value in (("loss", loss), ("hinge_loss", hinge), ("edge_loss", edge)):
+                totals[name] += value.item()
+        history.append({"epoch": epoch, **{k: v / max(len(units), 1) for k, v in totals.items()},
+                        "seconds": time.perf_counter() - began, "events": len(events),
+                        "steps": len(units)})
     return history

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from hepclust.tracking.hit_features import count_true_pairs, same_particle
+from hepclust.tracking.hit_features import consecutive_pairs, count_true_pairs, same_particle
 
 Backend = Literal["auto", "kdtree", "torch"]
 CHUNK_ELEMENTS = 2**26  # distances held at once by the brute-force search (256 MB)
@@ -110,16 +110,25 @@ def _brute_force_neighbours(points: torch.Tensor, k: int | None, r: float | None
 
 
 def edge_metrics(edge_index: torch.Tensor | np.ndarray,
-                 particle_id: torch.Tensor | np.ndarray) -> dict:
+                 particle_id: torch.Tensor | np.ndarray,
+                 positions: torch.Tensor | np.ndarray | None = None) -> dict:
     """Size and quality of an event's graph: edges, true_edges, true_pairs (all the event's
     true pairs), purity = true_edges / edges and recall = true_edges / true_pairs (None
     where the denominator is 0). Each unordered pair counts once, whichever direction(s)
-    it is given in."""
+    it is given in. With the hits' `positions`, also consecutive_pairs (the pairs that
+    follow each other along a particle, `consecutive_pairs`: what connects each track)
+    and consecutive_edges, those of them that are edges."""
     particle_id = torch.as_tensor(particle_id).cpu()
-    edges = undirected(torch.as_tensor(edge_index).cpu(), len(particle_id))
+    n = len(particle_id)
+    edges = undirected(torch.as_tensor(edge_index).cpu(), n)
     true_edges = int(same_particle(particle_id, edges).sum())
     total_true = count_true_pairs(particle_id)
     n_edges = edges.shape[1]
-    return {"edges": n_edges, "true_edges": true_edges, "true_pairs": total_true,
-            "purity": true_edges / n_edges if n_edges else None,
-            "recall": true_edges / total_true if total_true else None}
+    metrics = {"edges": n_edges, "true_edges": true_edges, "true_pairs": total_true,
+               "purity": true_edges / n_edges if n_edges else None,
+               "recall": true_edges / total_true if total_true else None}
+    if positions is not None:
+        wanted = undirected(consecutive_pairs(particle_id, torch.as_tensor(positions).cpu()), n)
+        found = torch.isin(wanted[0] * n + wanted[1], edges[0] * n + edges[1])
+        metrics.update(consecutive_pairs=wanted.shape[1], consecutive_edges=int(found.sum()))
+    return metrics

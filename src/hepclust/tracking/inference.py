@@ -54,8 +54,10 @@ def infer_events(tables: Sequence[EventTables], models: Models, graph: GraphSett
             "degenerate_splits": found.clustering.degenerate,
             "initial_clusters": (1 if found.initial is None
                                  else int(found.initial.unique().numel())),
-            "graphs": {"embedding": edge_metrics(found.candidates, event.particle_id),
-                       "refined": edge_metrics(found.refined, event.particle_id)},
+            "graphs": {name: edge_metrics(edges, event.particle_id, event.positions)
+                       for name, edges in (("embedding", found.candidates),
+                                           ("refined", found.refined),
+                                           ("classified", found.classified))},
         }
         outputs[table.name] = {"embedding": found.embedding.cpu(),
                                "gnn_output": found.gnn_output.cpu(),
@@ -96,6 +98,11 @@ def tracking_summary(inference: dict, baselines: dict, training_graphs: dict,
                                 for name, per_event in baselines.items()}}
     refined = summarise_graphs([e["graphs"]["refined"] for e in events])
     embedding = summarise_graphs([e["graphs"]["embedding"] for e in events])
+    classified = summarise_graphs([e["graphs"]["classified"] for e in events])
+    # Edge efficiency: the share of the candidate graph's true edges the clustering's
+    # starting graph keeps.
+    efficiency = (classified["true_edges"] / embedding["true_edges"]
+                  if embedding["true_edges"] else None)
     all_pairs = all_pairs_row([e["hits"] for e in events],
                               [e["graphs"]["embedding"]["true_pairs"] for e in events])
     balance = np.concatenate([np.asarray(e["balance"], dtype=float) for e in events])
@@ -103,10 +110,13 @@ def tracking_summary(inference: dict, baselines: dict, training_graphs: dict,
         "trackml_score": ours["score"],
         "per_event_scores": ours["per_event"],
         "baseline_scores": {name: m["score"] for name, m in methods.items() if name != METHOD},
-        "edge_recall": refined["recall"],
-        "edge_purity": refined["purity"],
-        "edge_efficiency": refined["recall"],
-        "candidate_edge_recall": embedding["recall"],
+        "edge_recall": classified["consecutive_recall"],
+        "edge_purity": classified["purity"],
+        "edge_efficiency": efficiency,
+        "edge_recall_all_pairs": classified["recall"],
+        "refined_edge_recall": refined["consecutive_recall"],
+        "refined_edge_purity": refined["purity"],
+        "candidate_edge_recall": embedding["consecutive_recall"],
         "candidate_edge_purity": embedding["purity"],
         "score_pt_above_1gev": ours["score_pt_above_1gev"],
         "efficiency_pt_above_1gev": ours["efficiency_pt_above_1gev"],
@@ -119,6 +129,7 @@ def tracking_summary(inference: dict, baselines: dict, training_graphs: dict,
         "fake_rate": ours["fake_rate"],
         "duplicate_rate": ours["duplicate_rate"],
         "table_3_1": {"all_pairs": all_pairs, "embedding": embedding, "refined": refined,
+                      "classified": classified,
                       "training_events": training_graphs},
         "table_3_2": {name: {k: v for k, v in m.items() if k != "per_event"}
                       for name, m in methods.items()},

@@ -12,7 +12,7 @@ the first splits of an event whose graph already falls apart into pieces.
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -21,7 +21,7 @@ from torch import nn
 
 from hepclust.tracking.baselines import connected_components
 from hepclust.tracking.embedding import embed
-from hepclust.tracking.gnn import GraphEvent
+from hepclust.tracking.gnn import ClusteringGNN, GraphEvent, pair_logits
 from hepclust.tracking.graph import neighbour_graph
 from hepclust.tracking.hierarchical import ClusterEvent, Clustering, hierarchical_clustering
 from hepclust.tracking.hit_features import TrackingEvent
@@ -54,6 +54,7 @@ class ClusteringSettings:
     stop_threshold: float = 0.5
     min_size: int = 3
     max_depth: int = 32
+    edge_threshold: float | None = None  # components of the GNN's edges above it; None: refined
 
 
 @dataclass(frozen=True)
@@ -102,16 +103,46 @@ def graph_event(event: TrackingEvent, embedding: torch.Tensor, candidates: torch
                 refined: torch.Tensor, initial: Initial) -> GraphEvent:
     """The GNN's view of one event; the loss runs over the candidate edges."""
     device = embedding.device
+    positions = event.positions.to(device)
     return GraphEvent(x=gnn_input(event, embedding), edge_index=message_edges(refined.to(device)),
                       particle=event.particle_id.to(device),
                       eval_edge_index=candidates.to(device),
-                      initial=initial_partition(refined, len(event), initial, device))
+                      initial=initial_partition(refined, len(event), initial, device),
+                      azimuth=torch.atan2(positions[:, 1], positions[:, 0]))
+
+
+def gnn_edges(gnn: ClusteringGNN, x: torch.Tensor, refined: torch.Tensor,
+              threshold: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the GNN's output on the refined pairs (2, m), the pairs its last layer's kernel
+    classifies above `threshold`: all of them if it is None)."""
+    output, logits = gnn.with_logits(x, message_edges(refined))
+    if threshold is None:
+        return output, refined
+    probability = torch.sigmoid(pair_logits(logits[-1], refined.shape[1]))
+    return output, refined[:, probability > threshold]
 
 
 @torch.no_grad()
-def cluster_event(gnn: nn.Module, graph: GraphEvent, weight: torch.Tensor) -> ClusterEvent:
-    """The Split and Stop modules' view of one event: the frozen GNN's output."""
+def restarted(gnn: ClusteringGNN, graph: GraphEvent,
+              clustering: ClusteringSettings) -> GraphEvent:
+    """`graph` with Split's starting clusters the components of the GNN's classified
+    edges (as given when Split starts from one cluster or no threshold is set)."""
+    if graph.initial is None or clustering.edge_threshold is None:
+        return graph
     gnn.eval()
+    refined = graph.edge_index[:, :graph.edge_index.shape[1] // 2]
+    _, kept = gnn_edges(gnn, graph.x, refined, clustering.edge_threshold)
+    return replace(graph, initial=initial_partition(kept, len(graph.x), "components",
+                                                    graph.x.device))
+
+
+@torch.no_grad()
+def cluster_event(gnn: ClusteringGNN, graph: GraphEvent, weight: torch.Tensor,
+                  clustering: ClusteringSettings) -> ClusterEvent:
+    """The Split and Stop modules' view of one event: the frozen GNN's output, from the
+    components of its classified edges (`restarted`)."""
+    gnn.eval()
+    graph = restarted(gnn, graph, clustering)
     return ClusterEvent(features=gnn(graph.x, graph.edge_index).detach(),
                         particle=graph.particle, initial=graph.initial,
                         hit_weight=weight.to(graph.x.device))
@@ -146,6 +177,7 @@ class Reconstruction:
     embedding: torch.Tensor
     candidates: torch.Tensor
     refined: torch.Tensor
+    classified: torch.Tensor
     gnn_output: torch.Tensor
     initial: torch.Tensor | None
     clustering: Clustering
@@ -171,16 +203,17 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
                                                      device), graph.threshold)
 
     refined = clock.run("refinement", refined_edges)
-    gnn_output = clock.run("gnn", models.gnn, gnn_input(event, embedding),
-                           message_edges(refined))
+    gnn_output, classified = clock.run("gnn", gnn_edges, models.gnn,
+                                       gnn_input(event, embedding), refined,
+                                       clustering.edge_threshold)
 
     def divide() -> tuple[Clustering, torch.Tensor | None]:
-        initial = initial_partition(refined, len(event), clustering.initial, device)
+        initial = initial_partition(classified, len(event), clustering.initial, device)
         return hierarchical_clustering(
             gnn_output, models.split, models.stop, initial, clustering.threshold,
             clustering.stop_threshold, clustering.min_size, clustering.max_depth,
             device), initial
 
     found, initial = clock.run("clustering", divide)
-    return Reconstruction(found.track_id, embedding, candidates, refined, gnn_output, initial,
-                          found, clock.seconds)
+    return Reconstruction(found.track_id, embedding, candidates, refined, classified,
+                          gnn_output, initial, found, clock.seconds)

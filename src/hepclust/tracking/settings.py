@@ -41,7 +41,8 @@ def clustering_settings(config: dict) -> ClusteringSettings:
     block = config["hierarchical"]
     return ClusteringSettings(initial=block["initial"], threshold=block["threshold"],
                               stop_threshold=block["stop_threshold"],
-                              min_size=block["min_size"], max_depth=block["max_depth"])
+                              min_size=block["min_size"], max_depth=block["max_depth"],
+                              edge_threshold=block["edge_threshold"])
 
 
 def baseline_settings(config: dict) -> BaselineSettings:

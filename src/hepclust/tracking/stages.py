@@ -21,6 +21,7 @@ from hepclust.tracking.pipeline import (
     candidate_edges,
     cluster_event,
     graph_event,
+    restarted,
 )
 from hepclust.tracking.refinement import (
     RefinementSettings,
@@ -95,22 +96,24 @@ def graph_events(embedding: nn.Module, tables: Sequence[EventTables],
 
 
 def fit_gnn(events: Sequence[GraphEvent], hidden: int, layers: int, output: int,
-            kernel_hidden: int, aggr: str, epochs: int, lr: float, margin: float, seed: int,
-            device: torch.device) -> Trained:
+            kernel_hidden: int, aggr: str, epochs: int, lr: float, margin: float,
+            edge_loss_weight: float, sectors: int, seed: int, device: torch.device) -> Trained:
     torch.manual_seed(seed)
     arguments = {"in_channels": int(events[0].x.shape[1]), "hidden": hidden,
                  "out_channels": output, "layers": layers, "kernel_hidden": kernel_hidden,
                  "aggr": aggr}
     gnn = ClusteringGNN(**arguments)
-    history = train_gnn(gnn, events, epochs, lr, margin, seed, device)
+    history = train_gnn(gnn, events, epochs, lr, margin, seed, device, edge_loss_weight, sectors)
     return gnn, arguments, history
 
 
 def cluster_events(gnn: nn.Module, events: Sequence[GraphEvent],
-                   tables: Sequence[EventTables]) -> list[ClusterEvent]:
+                   tables: Sequence[EventTables],
+                   clustering: ClusteringSettings) -> list[ClusterEvent]:
     """The Split and Stop modules' training events: the GNN's output, with the TrackML
     weights of the hits for the Stop labels."""
-    return [cluster_event(gnn, event, torch.as_tensor(table.hits["weight"].to_numpy()))
+    return [cluster_event(gnn, event, torch.as_tensor(table.hits["weight"].to_numpy()),
+                          clustering)
             for event, table in zip(events, tables, strict=True)]
 
 
@@ -150,7 +153,9 @@ def continue_stop(stop: Stop, split: Split, events: Sequence[ClusterEvent], epoc
 def fine_tune(gnn: ClusteringGNN, split: Split, events: Sequence[GraphEvent], epochs: int,
               lr: float, hinge_weight: float, margin: float, clustering: ClusteringSettings,
               seed: int, device: torch.device) -> list[dict]:
-    """Train the GNN and Split together on the recursive split loss (Sec. 3.1), in place."""
+    """Train the GNN and Split together on the recursive split loss (Sec. 3.1), in place,
+    Split starting from the components of the GNN's classified edges before tuning."""
+    events = [restarted(gnn, event, clustering) for event in events]
     return train_end_to_end(gnn, split, events, epochs, lr, seed, hinge_weight, margin,
                             threshold=clustering.threshold, min_size=clustering.min_size,
                             max_depth=clustering.max_depth, device=device)
