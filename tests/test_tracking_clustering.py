@@ -362,6 +362,35 @@ def test_train_stop_and_full_pipeline_runs():
     assert result.track_id.shape == (30,)
 
 
+def merged_straight_tracks(seed: int) -> ClusterEvent:
+    """Two straight tracks of 8 hits from the origin at random azimuths, which a false
+    edge has merged into one starting cluster; each hit's features its direction
+    (cos phi, sin phi) and its radius, as a GNN's output would place them."""
+    generator = torch.Generator().manual_seed(seed)
+    phi = torch.rand(2, generator=generator) * 2 * math.pi
+    phi[1] = phi[0] + 1.0 + 2.0 * torch.rand(1, generator=generator)  # well apart
+    radius = torch.linspace(0.1, 1.0, 8)
+    angle = phi.repeat_interleave(8) + 0.01 * torch.randn(16, generator=generator)
+    features = torch.stack([angle.cos(), angle.sin(), radius.repeat(2)], dim=1)
+    return ClusterEvent(features, torch.tensor([7] * 8 + [9] * 8),
+                        initial=torch.zeros(16, dtype=torch.long))
+
+
+def test_split_and_stop_divide_two_merged_straight_tracks():
+    torch.manual_seed(0)
+    events = [merged_straight_tracks(seed) for seed in range(24)]
+    split, stop = Split(3, hidden=16), Stop(3, hidden=16)
+    train_split(split, events, epochs=10, lr=0.01, seed=0, min_size=2)
+    train_stop(stop, split, events, epochs=10, lr=0.01, seed=0, min_size=2)
+    for seed in (100, 101, 102):
+        event = merged_straight_tracks(seed)
+        found = hierarchical_clustering(event.features, split, stop, event.initial, min_size=2)
+        tracks = found.track_id
+        assert len(np.unique(tracks)) == 2  # divided once, then stopped
+        assert len(np.unique(tracks[:8])) == 1
+        assert len(np.unique(tracks[8:])) == 1
+
+
 def graph_event(seed: int) -> GraphEvent:
     """Four particles of 6 hits; edges within particles plus a few false ones."""
     generator = torch.Generator().manual_seed(seed)
