@@ -181,13 +181,36 @@ def test_message_edges_carry_each_pair_both_ways():
 
 def test_initial_partition_is_the_components_or_one_cluster():
     refined = torch.tensor([[0, 3], [1, 4]])
-    components = initial_partition(refined, 6, "components", "cpu")
+    components = initial_partition(refined, 6, ClusteringSettings(initial="components"), "cpu")
     assert components[0] == components[1]
     assert components[3] == components[4]
     assert len(set(components.tolist())) == 4
-    assert initial_partition(refined, 6, "event", "cpu") is None
+    assert initial_partition(refined, 6, ClusteringSettings(initial="event"), "cpu") is None
     with pytest.raises(ValueError, match="initial"):
-        initial_partition(refined, 6, "tracks", "cpu")
+        initial_partition(refined, 6, ClusteringSettings(initial="tracks"), "cpu")
+    with pytest.raises(ValueError, match="probabilities"):
+        initial_partition(refined, 6, ClusteringSettings(initial="resplit"), "cpu")
+
+
+def chain(start: int, length: int) -> list[list[int]]:
+    return [[start + i, start + i + 1] for i in range(length - 1)]
+
+
+def test_resplit_cuts_the_weakest_edge_of_a_component_too_large_for_a_track():
+    # Two chains of 4 hits joined by one weak edge (3-4), and a chain of 5 left alone.
+    edges = torch.tensor([*chain(0, 4), [3, 4], *chain(4, 4), *chain(8, 5)]).T
+    probability = torch.tensor([0.99] * 3 + [0.96] + [0.99] * 3 + [0.5] * 4)
+    settings = ClusteringSettings(initial="resplit", resplit_thresholds=(0.97, 0.99),
+                                  resplit_max_hits=5)
+    labels = initial_partition(edges, 13, settings, "cpu", probability).numpy()
+    assert len(set(labels[:4])) == 1
+    assert len(set(labels[4:8])) == 1
+    assert labels[3] != labels[4]
+    assert len(set(labels[8:])) == 1  # 5 hits: small enough, its weak edges kept
+    assert len(set(labels)) == 3
+    unsorted = ClusteringSettings(initial="resplit", resplit_thresholds=(0.99, 0.97))
+    with pytest.raises(ValueError, match="increase"):
+        initial_partition(edges, 13, unsorted, "cpu", probability)
 
 
 def test_reconstruct_gives_every_hit_a_track_and_times_every_stage():

@@ -391,6 +391,7 @@ def tracking_graph_inputs(wildcards):
         "embedding": "results/tracking/models/embedding.pt",
         "candidates": "results/tracking/graphs/embedding.pt",
         "refined": "results/tracking/graphs/refined.pt",
+        "refined_probabilities": "results/tracking/graphs/refined_probabilities.pt",
     }
 
 
@@ -418,6 +419,18 @@ def _check_tracking_clustering():
                 f"config: tracking_clustering.{name} ({events}) must not exceed "
                 f"tracking_clustering.train_events ({settings['train_events']})"
             )
+    hierarchical = settings["hierarchical"]
+    if hierarchical["initial"] == "resplit" and hierarchical["edge_threshold"] is not None:
+        raise ValueError(
+            "config: tracking_clustering.hierarchical.initial resplit re-splits the refined "
+            "graph; set edge_threshold to null"
+        )
+    thresholds = hierarchical["resplit"]["thresholds"]
+    if thresholds != sorted(thresholds):
+        raise ValueError(
+            f"config: tracking_clustering.hierarchical.resplit.thresholds must increase, "
+            f"not {thresholds}"
+        )
     wanted = settings["train_events"] + settings["test_events"]
     simulated = config["tracking"]["generate"]["events"]
     if not config["tracking"]["input"] and wanted > simulated:

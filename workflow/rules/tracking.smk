@@ -115,6 +115,7 @@ rule refine_tracking_graphs:
         refinement="results/tracking/models/refinement.pt",
     output:
         graphs="results/tracking/graphs/refined.pt",
+        probabilities="results/tracking/graphs/refined_probabilities.pt",
         edges="results/tracking/graphs/refined_edges.json",
     log:
         "results/logs/tracking/refine_graphs.log",

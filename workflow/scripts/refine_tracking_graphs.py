@@ -1,3 +1,5 @@
+import torch
+
 from hepclust.io.jsonio import read_json, write_json
 from hepclust.tracking.checkpoints import load_graphs, load_module, save_graphs
 from hepclust.tracking.events import read_events
@@ -9,7 +11,9 @@ with logged_to(snakemake.log[0]):
     train = read_json(snakemake.input.split)["train"]
     tables = read_events(snakemake.input.hits, snakemake.input.particles, train)
     refinement = load_module(snakemake.input.refinement, "refinement", device)
-    graphs, rows = refined_graphs(refinement, tables, load_graphs(snakemake.input.graphs, train),
-                                  snakemake.params.threshold, device)
+    graphs, probabilities, rows = refined_graphs(
+        refinement, tables, load_graphs(snakemake.input.graphs, train),
+        snakemake.params.threshold, device)
     save_graphs(snakemake.output.graphs, graphs)
+    save_graphs(snakemake.output.probabilities, probabilities, torch.float32)
     write_json(rows, snakemake.output.edges)

@@ -35,8 +35,11 @@ class BaselineSettings:
 
 def baseline_tracks(x: np.ndarray, y: np.ndarray, z: np.ndarray, embedding: torch.Tensor,
                     gnn_output: torch.Tensor, refined: torch.Tensor,
-                    settings: BaselineSettings) -> dict[str, tuple[np.ndarray, float]]:
-    """name -> (track id of each hit, seconds) of every alternative on one event."""
+                    settings: BaselineSettings,
+                    initial: torch.Tensor | None = None) -> dict[str, tuple[np.ndarray, float]]:
+    """name -> (track id of each hit, seconds) of every alternative on one event; with
+    Split's starting clusters `initial`, also those as tracks (`split_stop_start`: what
+    Split/Stop would give if it divided nothing)."""
     n = len(x)
     curvatures = np.linspace(-HELIX_CURVATURE_MAX, HELIX_CURVATURE_MAX,
                              settings.helix_curvatures)
@@ -52,6 +55,8 @@ def baseline_tracks(x: np.ndarray, y: np.ndarray, z: np.ndarray, embedding: torc
             neighbour_graph(gnn_output, GNN_NEIGHBOURS, settings.gnn_eps), n),
         "components_refined": lambda: connected_components(refined, n),
     }
+    if initial is not None:
+        methods["split_stop_start"] = lambda: initial.cpu().numpy()
     found = {}
     for name, method in methods.items():
         began = time.perf_counter()

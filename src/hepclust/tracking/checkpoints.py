@@ -61,10 +61,12 @@ def module_arguments(path: str | Path) -> dict:
     return _load(path)["arguments"]
 
 
-def save_graphs(path: str | Path, graphs: dict[int, torch.Tensor]) -> None:
-    """Write one (2, E) int64 edge tensor per event id."""
+def save_graphs(path: str | Path, graphs: dict[int, torch.Tensor],
+                dtype: torch.dtype = torch.int64) -> None:
+    """Write one tensor per event id: (2, E) edges as int64, or (with `dtype`) values
+    per edge."""
     with atomic_path(path) as tmp:
-        torch.save({str(event): edges.detach().cpu().to(torch.int64)
+        torch.save({str(event): edges.detach().cpu().to(dtype)
                     for event, edges in graphs.items()}, tmp)
 
 

@@ -62,6 +62,8 @@ def infer_events(tables: Sequence[EventTables], models: Models, graph: GraphSett
         outputs[table.name] = {"embedding": found.embedding.cpu(),
                                "gnn_output": found.gnn_output.cpu(),
                                "refined": found.refined.cpu(),
+                               "initial": (None if found.initial is None
+                                           else found.initial.cpu()),
                                "track_id": torch.from_numpy(found.track_id)}
     return results, outputs
 
@@ -77,7 +79,7 @@ def compare_events(tables: Sequence[EventTables], outputs: dict, settings: Basel
         saved = outputs[table.name]
         x, y, z = (table.hits[c].to_numpy() for c in ("x", "y", "z"))
         found = baseline_tracks(x, y, z, saved["embedding"], saved["gnn_output"],
-                                saved["refined"], settings)
+                                saved["refined"], settings, saved.get("initial"))
         if untuned is not None:
             before = reconstruct(table.tracking_event(), untuned, graph, clustering, device)
             found["split_stop_before_fine_tuning"] = (before.track_id,

@@ -16,14 +16,14 @@ from hepclust.tracking.stages import graph_events
 
 def training_graph_events(hits: str | Path, particles: str | Path, split: str | Path,
                           embedding: str | Path, candidates: str | Path, refined: str | Path,
-                          clustering: ClusteringSettings,
+                          refined_probabilities: str | Path, clustering: ClusteringSettings,
                           device: torch.device) -> tuple[list[EventTables], list[GraphEvent]]:
     """(tables, GNN events) of the training events of `split`."""
     train = read_json(split)["train"]
     tables = read_events(hits, particles, train)
     events = graph_events(load_module(embedding, "embedding", device), tables,
                           load_graphs(candidates, train), load_graphs(refined, train),
-                          clustering, device)
+                          load_graphs(refined_probabilities, train), clustering, device)
     return tables, events
 
 

@@ -26,9 +26,10 @@ from hepclust.tracking.graph import neighbour_graph
 from hepclust.tracking.hierarchical import ClusterEvent, Clustering, hierarchical_clustering
 from hepclust.tracking.hit_features import TrackingEvent
 from hepclust.tracking.layer_graph import LayerPairGraph
-from hepclust.tracking.refinement import edge_probabilities, refine
+from hepclust.tracking.refinement import edge_probabilities
+from hepclust.tracking.resplit import resplit_components
 
-Initial = Literal["event", "components"]
+Initial = Literal["event", "components", "resplit"]
 STAGES = ("embedding", "graph", "refinement", "gnn", "clustering")
 
 
@@ -55,6 +56,8 @@ class ClusteringSettings:
     min_size: int = 3
     max_depth: int = 32
     edge_threshold: float | None = None  # components of the GNN's edges above it; None: refined
+    resplit_thresholds: tuple[float, ...] = (0.95, 0.97, 0.98, 0.99, 0.995, 0.998)
+    resplit_max_hits: int = 20
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,24 @@ def gnn_input(event: TrackingEvent, embedding: torch.Tensor) -> torch.Tensor:
     return torch.cat([event.features.to(embedding.device), embedding], dim=1)
 
 
-def initial_partition(refined: torch.Tensor, num_hits: int, initial: Initial,
-                      device: torch.device | str) -> torch.Tensor | None:
-    """The Split module's starting clusters (n,), or None for one cluster of all hits."""
-    if initial == "event":
+def initial_partition(refined: torch.Tensor, num_hits: int, clustering: ClusteringSettings,
+                      device: torch.device | str,
+                      probability: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The Split module's starting clusters (n,), or None for one cluster of all hits:
+    the connected components of the `refined` edges, or (``initial="resplit"``) those
+    components re-split by the edges' refinement `probability` (`resplit_components`)."""
+    if clustering.initial == "event":
         return None
-    if initial != "components":
-        raise ValueError(f"initial must be 'event' or 'components', not {initial!r}")
-    return torch.from_numpy(connected_components(refined, num_hits)).to(device)
+    if clustering.initial == "components":
+        return torch.from_numpy(connected_components(refined, num_hits)).to(device)
+    if clustering.initial != "resplit":
+        raise ValueError(f"initial must be 'event', 'components' or 'resplit', "
+                         f"not {clustering.initial!r}")
+    if probability is None:
+        raise ValueError("initial 'resplit' needs the refined edges' probabilities")
+    return torch.from_numpy(resplit_components(
+        refined, probability, num_hits, clustering.resplit_thresholds,
+        clustering.resplit_max_hits)).to(device)
 
 
 def candidate_edges(event: TrackingEvent, embedding: torch.Tensor, graph: GraphSettings,
@@ -100,14 +113,16 @@ def candidate_edges(event: TrackingEvent, embedding: torch.Tensor, graph: GraphS
 
 
 def graph_event(event: TrackingEvent, embedding: torch.Tensor, candidates: torch.Tensor,
-                refined: torch.Tensor, initial: Initial) -> GraphEvent:
+                refined: torch.Tensor, clustering: ClusteringSettings,
+                probability: torch.Tensor | None = None) -> GraphEvent:
     """The GNN's view of one event; the loss runs over the candidate edges."""
     device = embedding.device
     positions = event.positions.to(device)
     return GraphEvent(x=gnn_input(event, embedding), edge_index=message_edges(refined.to(device)),
                       particle=event.particle_id.to(device),
                       eval_edge_index=candidates.to(device),
-                      initial=initial_partition(refined, len(event), initial, device),
+                      initial=initial_partition(refined, len(event), clustering, device,
+                                                probability),
                       azimuth=torch.atan2(positions[:, 1], positions[:, 0]))
 
 
@@ -132,8 +147,8 @@ def restarted(gnn: ClusteringGNN, graph: GraphEvent,
     gnn.eval()
     refined = graph.edge_index[:, :graph.edge_index.shape[1] // 2]
     _, kept = gnn_edges(gnn, graph.x, refined, clustering.edge_threshold)
-    return replace(graph, initial=initial_partition(kept, len(graph.x), "components",
-                                                    graph.x.device))
+    return replace(graph, initial=initial_partition(
+        kept, len(graph.x), replace(clustering, initial="components"), graph.x.device))
 
 
 @torch.no_grad()
@@ -198,17 +213,20 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
     candidates = clock.run("graph", candidate_edges, event, embedding, graph,
                            models.layer_pairs)
 
-    def refined_edges() -> torch.Tensor:
-        return refine(candidates, edge_probabilities(models.refinement, event, candidates,
-                                                     device), graph.threshold)
+    def refined_edges() -> tuple[torch.Tensor, torch.Tensor]:
+        probability = edge_probabilities(models.refinement, event, candidates, device)
+        kept = probability > graph.threshold
+        return candidates[:, kept], probability[kept]
 
-    refined = clock.run("refinement", refined_edges)
+    refined, probability = clock.run("refinement", refined_edges)
     gnn_output, classified = clock.run("gnn", gnn_edges, models.gnn,
                                        gnn_input(event, embedding), refined,
                                        clustering.edge_threshold)
 
     def divide() -> tuple[Clustering, torch.Tensor | None]:
-        initial = initial_partition(classified, len(event), clustering.initial, device)
+        initial = initial_partition(classified, len(event), clustering, device,
+                                    None if clustering.edge_threshold is not None
+                                    else probability)
         return hierarchical_clustering(
             gnn_output, models.split, models.stop, initial, clustering.threshold,
             clustering.stop_threshold, clustering.min_size, clustering.max_depth,

@@ -42,7 +42,9 @@ def clustering_settings(config: dict) -> ClusteringSettings:
     return ClusteringSettings(initial=block["initial"], threshold=block["threshold"],
                               stop_threshold=block["stop_threshold"],
                               min_size=block["min_size"], max_depth=block["max_depth"],
-                              edge_threshold=block["edge_threshold"])
+                              edge_threshold=block["edge_threshold"],
+                              resplit_thresholds=tuple(block["resplit"]["thresholds"]),
+                              resplit_max_hits=block["resplit"]["max_hits"])
 
 
 def baseline_settings(config: dict) -> BaselineSettings:

@@ -26,7 +26,6 @@ from hepclust.tracking.pipeline import (
 from hepclust.tracking.refinement import (
     RefinementSettings,
     edge_probabilities,
-    refine,
     train_refinement,
 )
 from hepclust.tracking.split_stop import Split, Stop
@@ -68,30 +67,34 @@ def fit_refinement(events: Sequence[TrackingEvent], candidates: Sequence[torch.T
 
 def refined_graphs(refinement: nn.Module, tables: Sequence[EventTables],
                    candidates: dict[int, torch.Tensor], threshold: float,
-                   device: torch.device) -> tuple[dict[int, torch.Tensor], list[dict]]:
-    """Each event's candidate edges with p > threshold, and their size and quality."""
-    graphs, rows = {}, []
+                   device: torch.device) -> tuple[dict[int, torch.Tensor],
+                                                  dict[int, torch.Tensor], list[dict]]:
+    """Each event's candidate edges with p > threshold, their probabilities, and the
+    graphs' size and quality."""
+    graphs, probabilities, rows = {}, {}, []
     for table in tqdm(tables, desc="refined graphs", unit="event"):
         event = table.tracking_event()
-        edges = candidates[table.event_id]
-        kept = refine(edges.to(device), edge_probabilities(refinement, event, edges, device),
-                      threshold)
-        graphs[table.event_id] = kept.cpu()
-        rows.append({"event": table.name, **edge_metrics(kept, event.particle_id)})
-    return graphs, rows
+        edges = candidates[table.event_id].to(device)
+        probability = edge_probabilities(refinement, event, edges, device)
+        kept = probability > threshold
+        graphs[table.event_id] = edges[:, kept].cpu()
+        probabilities[table.event_id] = probability[kept].cpu()
+        rows.append({"event": table.name, **edge_metrics(edges[:, kept], event.particle_id)})
+    return graphs, probabilities, rows
 
 
 @torch.no_grad()
 def graph_events(embedding: nn.Module, tables: Sequence[EventTables],
                  candidates: dict[int, torch.Tensor], refined: dict[int, torch.Tensor],
-                 clustering: ClusteringSettings, device: torch.device) -> list[GraphEvent]:
+                 probabilities: dict[int, torch.Tensor], clustering: ClusteringSettings,
+                 device: torch.device) -> list[GraphEvent]:
     """The GNN's training events: input graph the refined edges, loss over the candidates."""
     events = []
     for table in tables:
         event = table.tracking_event()
         events.append(graph_event(event, embed(embedding, event.features, device),
                                   candidates[table.event_id], refined[table.event_id],
-                                  clustering.initial))
+                                  clustering, probabilities[table.event_id]))
     return events
 
 
