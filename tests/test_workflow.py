@@ -150,8 +150,9 @@ def test_default_target_runs_the_tracking_clustering_gnn(run):
     assert set(metrics["baseline_scores"]) == {
         "dbscan_helix", "dbscan_trackml_benchmark", "dbscan_embedding", "dbscan_gnn",
         "components_gnn",
-        "components_refined", "split_stop_before_fine_tuning"}
-    assert set(metrics["table_3_1"]) >= {"all_pairs", "embedding", "refined"}
+        "components_refined", "split_stop_before_fine_tuning", "split_stop_start"}
+    assert set(metrics["table_3_1"]) >= {"all_pairs", "embedding", "refined", "classified"}
+    assert metrics["table_3_1"]["classified"]["edges"] <= metrics["table_3_1"]["refined"]["edges"]
     assert metrics["table_3_1"]["refined"]["edges"] <= metrics["table_3_1"]["embedding"]["edges"]
     assert set(metrics["binned"]) == {"pt", "eta"}
     (event, score), = metrics["per_event_scores"].items()
