@@ -26,7 +26,7 @@ rule prepare_anomaly:
         seed=config["seed"],
         radius=config["dijets"]["generate"]["radius"],
         settings=anomaly_settings(
-            "train_events", "test_events", "eval_events", "max_particles"
+            "train_events", "test_events", "eval_events", "max_particles", "mass_bins"
         ),
     resources:
         mem_mb=8000,

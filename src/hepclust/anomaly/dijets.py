@@ -16,7 +16,7 @@ import pyarrow as pa
 import torch
 
 from hepclust.anomaly.features import FEATURES as PARTICLE_FEATURES
-from hepclust.anomaly.features import NUM_CLASSES, dijet_inputs
+from hepclust.anomaly.features import MASS_BINS, dijet_inputs
 from hepclust.ucluster import evaluation, model_file, phases
 from hepclust.ucluster.abcnet import ABCNet
 from hepclust.ucluster.features import Standardizer
@@ -39,22 +39,25 @@ class _FromConfig:
 
 @dataclass(frozen=True)
 class Splits(_FromConfig):
-    """Events of the independent training, test and evaluation samples, and the particle
-    slots per event."""
+    """Events of the independent training, test and evaluation samples, the particle
+    slots per event, and the equal jet-mass intervals of the segmentation labels."""
 
     train_events: int
     test_events: int
     eval_events: int
     max_particles: int
+    mass_bins: int = MASS_BINS
 
 
 @dataclass(frozen=True)
 class Network(_FromConfig):
-    """ABCNet's GAPLayer neighbours, embedding size E and pooling."""
+    """ABCNet's GAPLayer neighbours, embedding size E and pooling, and the jet-mass
+    intervals it classifies (`mass_bins` + 1 classes with the padding)."""
 
     neighbours: int
     embedding_size: int
     pooling: str
+    mass_bins: int = MASS_BINS
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ def prepare(table: pa.Table, sizes: Splits, radius: float, seed: int,
     features stay as ``global_raw``."""
     rows = split_rows(table.num_rows, split_sizes(sizes), seed, source)
     splits = {split: dijet_inputs(table.take(chosen), sizes.max_particles, radius,
-                                  source=source)
+                                  bins=sizes.mass_bins, source=source)
               for split, chosen in rows.items()}
     train_split = splits["train"]
     particles = Standardizer.fit(train_split["features"], train_split["mask"])
@@ -148,7 +151,7 @@ def tensors(arrays: dict[str, np.ndarray]) -> Batch:
 
 def new_model(network: Network) -> ABCNet:
     """ABCNet with Fig. 1's red parts: tiled global features and per-particle outputs."""
-    return ABCNet(in_features=len(PARTICLE_FEATURES), num_classes=NUM_CLASSES,
+    return ABCNet(in_features=len(PARTICLE_FEATURES), num_classes=network.mass_bins + 1,
                   k=network.neighbours, embedding_size=network.embedding_size,
                   pooling=network.pooling, global_features=GLOBAL_COUNT, per_particle=True)
 
