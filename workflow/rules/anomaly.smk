@@ -75,7 +75,12 @@ rule train_ucluster_anomaly:
     params:
         checkpoints="results/anomaly/n{events}/seed{seed}/k{k}/checkpoints",
         settings=anomaly_settings(
-            *ANOMALY_TRAINING_KEYS, "cluster_epochs", "beta", "alpha_start", "alpha_step"
+            *ANOMALY_TRAINING_KEYS,
+            "cluster_epochs",
+            "beta",
+            "alpha_start",
+            "alpha_step",
+            "freeze_norm",
         ),
         device=config["device"],
     resources:

@@ -63,7 +63,8 @@ class Network(_FromConfig):
 @dataclass(frozen=True)
 class Training(_FromConfig):
     """The two UCluster phases: batch size, learning-rate schedule, focal-loss gamma,
-    pretraining epochs, and for the clustering phase its epochs, beta and alpha."""
+    pretraining epochs, and for the clustering phase its epochs, beta and alpha, and
+    whether batch normalisation keeps its running statistics (`freeze_norm`)."""
 
     batch_size: int
     lr: float
@@ -75,6 +76,7 @@ class Training(_FromConfig):
     beta: float = 0.0
     alpha_start: float = 1.0
     alpha_step: float = 0.0
+    freeze_norm: bool = False
 
     def pretrain_settings(self) -> phases.PretrainSettings:
         return phases.PretrainSettings(epochs=self.pretrain_epochs, batch_size=self.batch_size,
@@ -84,7 +86,8 @@ class Training(_FromConfig):
         return phases.ClusterSettings(
             epochs=self.cluster_epochs, batch_size=self.batch_size, beta=self.beta,
             alpha_start=self.alpha_start, alpha_step=self.alpha_step,
-            schedule=self._schedule(), first_schedule_epoch=self.pretrain_epochs)
+            schedule=self._schedule(), first_schedule_epoch=self.pretrain_epochs,
+            freeze_norm=self.freeze_norm)
 
     def _schedule(self) -> Schedule:
         return Schedule(self.lr, self.lr_halving_epochs, self.lr_min)
