@@ -135,3 +135,25 @@ def test_typed_settings_name_what_is_missing():
     assert training.pretrain_settings().epochs == SETTINGS["pretrain_epochs"]
     with pytest.raises(KeyError, match="Network settings lack"):
         dijets.Network.from_config({"neighbours": 3})
+
+
+def test_mass_bins_set_the_labels_and_the_classes(tmp_path):
+    settings = {**SETTINGS, "mass_bins": 40}
+    arrays, _ = dijets.prepare(toy_dijets(), dijets.Splits.from_config(settings), radius=1.0,
+                               seed=3)
+    train = arrays["train"]
+    # Each real particle carries its jet's interval of 40 equal ones from 10 to 1000 GeV.
+    mass = np.exp(train["global_raw"][:, :2])
+    expected = np.clip(np.floor((mass - 10.0) / (990.0 / 40)), 0, 39).astype(int) + 1
+    jet = train["jet"].astype(int)
+    real = jet > 0
+    rows = np.nonzero(real)[0]
+    assert (train["mass_class"][real] == expected[rows, jet[real] - 1]).all()
+    assert (train["mass_class"][~real] == 0).all()
+    assert train["mass_class"].max() >= NUM_CLASSES  # beyond the paper's 20 intervals
+    network = dijets.Network.from_config(settings)
+    model = dijets.new_model(network)
+    assert model.output.out_features == 41
+    dijets.save_model(tmp_path / "model.pt", model, network)
+    again, _ = dijets.load_model(tmp_path / "model.pt", torch.device("cpu"))
+    assert again.output.out_features == 41

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from hepclust.ucluster import evaluation, phases
+from hepclust.ucluster.abcnet import MaskedBatchNorm
 from hepclust.ucluster.features import select_classes
 from hepclust.ucluster.jets import (
     load_model,
@@ -16,7 +17,7 @@ from hepclust.ucluster.jets import (
     save_model,
     train_supervised,
 )
-from hepclust.ucluster.training import Schedule, batches, train
+from hepclust.ucluster.training import Schedule, batches, freeze_norms, train
 
 SETTINGS = {
     "train_fraction": 0.6,
@@ -68,6 +69,30 @@ def toy_run(checkpoints, epochs, fail_at=None):
         extra=[extra],
     )
     return model, extra, history, calls
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_frozen_norms_train_with_their_running_statistics(tmp_path, freeze):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3), MaskedBatchNorm(3), nn.Linear(3, 2))
+    model[1].running_mean.fill_(5.0)
+    batch_statistics = []
+
+    def loss(batch, epoch):
+        batch_statistics.append(model[1].training)
+        return nn.functional.cross_entropy(model(batch["x"]), batch["y"])
+
+    before = model[1].weight.detach().clone()
+    train(model, toy_data(), loss, 1, 8, tmp_path, seed=1, device=torch.device("cpu"),
+          freeze_norm=freeze)
+    # Frozen: every batch is normalised with the running statistics, which stay; the
+    # norm's scale still trains. Otherwise batch statistics, and the running mean moves.
+    assert batch_statistics == [not freeze] * 5
+    assert (model[1].running_mean == 5.0).all().item() == freeze
+    assert not torch.equal(model[1].weight, before)
+    assert model[0].training  # the other layers train as usual
+    assert freeze_norms(nn.Sequential(nn.Linear(2, 2), MaskedBatchNorm(2),
+                                      nn.BatchNorm1d(2))) == 2
 
 
 def test_learning_rate_halves_every_three_epochs_down_to_the_floor():

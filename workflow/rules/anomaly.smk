@@ -26,7 +26,7 @@ rule prepare_anomaly:
         seed=config["seed"],
         radius=config["dijets"]["generate"]["radius"],
         settings=anomaly_settings(
-            "train_events", "test_events", "eval_events", "max_particles"
+            "train_events", "test_events", "eval_events", "max_particles", "mass_bins"
         ),
     resources:
         mem_mb=8000,
@@ -75,7 +75,12 @@ rule train_ucluster_anomaly:
     params:
         checkpoints="results/anomaly/n{events}/seed{seed}/k{k}/checkpoints",
         settings=anomaly_settings(
-            *ANOMALY_TRAINING_KEYS, "cluster_epochs", "beta", "alpha_start", "alpha_step"
+            *ANOMALY_TRAINING_KEYS,
+            "cluster_epochs",
+            "beta",
+            "alpha_start",
+            "alpha_step",
+            "freeze_norm",
         ),
         device=config["device"],
     resources:

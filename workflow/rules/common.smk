@@ -227,8 +227,8 @@ def jet_settings(*keys):
 
 ANOMALY_SEARCH_KEYS = ["signal_width", "mass_step", "trials_toys", "trials_threshold",
                        "min_fit_events"]
-ANOMALY_TRAINING_KEYS = ["neighbours", "embedding_size", "pooling", "batch_size", "lr",
-                         "lr_halving_epochs", "lr_min", "gamma", "pretrain_epochs"]
+ANOMALY_TRAINING_KEYS = ["neighbours", "embedding_size", "pooling", "mass_bins", "batch_size",
+                         "lr", "lr_halving_epochs", "lr_min", "gamma", "pretrain_epochs"]
 
 
 def anomaly_settings(*keys):

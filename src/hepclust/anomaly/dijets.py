@@ -16,7 +16,7 @@ import pyarrow as pa
 import torch
 
 from hepclust.anomaly.features import FEATURES as PARTICLE_FEATURES
-from hepclust.anomaly.features import NUM_CLASSES, dijet_inputs
+from hepclust.anomaly.features import MASS_BINS, dijet_inputs
 from hepclust.ucluster import evaluation, model_file, phases
 from hepclust.ucluster.abcnet import ABCNet
 from hepclust.ucluster.features import Standardizer
@@ -39,28 +39,32 @@ class _FromConfig:
 
 @dataclass(frozen=True)
 class Splits(_FromConfig):
-    """Events of the independent training, test and evaluation samples, and the particle
-    slots per event."""
+    """Events of the independent training, test and evaluation samples, the particle
+    slots per event, and the equal jet-mass intervals of the segmentation labels."""
 
     train_events: int
     test_events: int
     eval_events: int
     max_particles: int
+    mass_bins: int = MASS_BINS
 
 
 @dataclass(frozen=True)
 class Network(_FromConfig):
-    """ABCNet's GAPLayer neighbours, embedding size E and pooling."""
+    """ABCNet's GAPLayer neighbours, embedding size E and pooling, and the jet-mass
+    intervals it classifies (`mass_bins` + 1 classes with the padding)."""
 
     neighbours: int
     embedding_size: int
     pooling: str
+    mass_bins: int = MASS_BINS
 
 
 @dataclass(frozen=True)
 class Training(_FromConfig):
     """The two UCluster phases: batch size, learning-rate schedule, focal-loss gamma,
-    pretraining epochs, and for the clustering phase its epochs, beta and alpha."""
+    pretraining epochs, and for the clustering phase its epochs, beta and alpha, and
+    whether batch normalisation keeps its running statistics (`freeze_norm`)."""
 
     batch_size: int
     lr: float
@@ -72,6 +76,7 @@ class Training(_FromConfig):
     beta: float = 0.0
     alpha_start: float = 1.0
     alpha_step: float = 0.0
+    freeze_norm: bool = False
 
     def pretrain_settings(self) -> phases.PretrainSettings:
         return phases.PretrainSettings(epochs=self.pretrain_epochs, batch_size=self.batch_size,
@@ -81,7 +86,8 @@ class Training(_FromConfig):
         return phases.ClusterSettings(
             epochs=self.cluster_epochs, batch_size=self.batch_size, beta=self.beta,
             alpha_start=self.alpha_start, alpha_step=self.alpha_step,
-            schedule=self._schedule(), first_schedule_epoch=self.pretrain_epochs)
+            schedule=self._schedule(), first_schedule_epoch=self.pretrain_epochs,
+            freeze_norm=self.freeze_norm)
 
     def _schedule(self) -> Schedule:
         return Schedule(self.lr, self.lr_halving_epochs, self.lr_min)
@@ -119,7 +125,7 @@ def prepare(table: pa.Table, sizes: Splits, radius: float, seed: int,
     features stay as ``global_raw``."""
     rows = split_rows(table.num_rows, split_sizes(sizes), seed, source)
     splits = {split: dijet_inputs(table.take(chosen), sizes.max_particles, radius,
-                                  source=source)
+                                  bins=sizes.mass_bins, source=source)
               for split, chosen in rows.items()}
     train_split = splits["train"]
     particles = Standardizer.fit(train_split["features"], train_split["mask"])
@@ -148,7 +154,7 @@ def tensors(arrays: dict[str, np.ndarray]) -> Batch:
 
 def new_model(network: Network) -> ABCNet:
     """ABCNet with Fig. 1's red parts: tiled global features and per-particle outputs."""
-    return ABCNet(in_features=len(PARTICLE_FEATURES), num_classes=NUM_CLASSES,
+    return ABCNet(in_features=len(PARTICLE_FEATURES), num_classes=network.mass_bins + 1,
                   k=network.neighbours, embedding_size=network.embedding_size,
                   pooling=network.pooling, global_features=GLOBAL_COUNT, per_particle=True)
 

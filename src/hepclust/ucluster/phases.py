@@ -49,7 +49,9 @@ class ClusterSettings:
     """The joint phase. `beta` None: balanced, the task loss over the cluster loss at the
     start of the phase (the paper: beta such that both terms are the same size). The
     learning rate schedule goes on from epoch `first_schedule_epoch` (the pretraining's
-    length), unless `restart_schedule`, which starts it again at `schedule.lr`."""
+    length), unless `restart_schedule`, which starts it again at `schedule.lr`.
+    `freeze_norm`: batch normalisation uses its running statistics in this phase, so the
+    embeddings the centroids train on are the ones events are assigned with."""
 
     epochs: int
     batch_size: int
@@ -60,6 +62,7 @@ class ClusterSettings:
     first_schedule_epoch: int = 0
     init: Init = "kmeans"
     restart_schedule: bool = False
+    freeze_norm: bool = False
 
     def __post_init__(self):
         if self.init not in INITS:
@@ -233,7 +236,8 @@ def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
     first = 0 if settings.restart_schedule else settings.first_schedule_epoch
     history = train(model, data, loss, settings.epochs, settings.batch_size, checkpoints, seed,
                     device, settings.schedule, extra=[centroids], first_schedule_epoch=first,
-                    desc=f"clustering K={clusters}", start_optimizer=start_optimizer)
+                    desc=f"clustering K={clusters}", start_optimizer=start_optimizer,
+                    freeze_norm=settings.freeze_norm)
     for entry in history:
         entry["beta"] = beta
     return centroids.detach(), history

@@ -88,12 +88,15 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
           batch_size: int, checkpoints: str | Path, seed: int, device: torch.device,
           schedule: Schedule = Schedule(), extra: Sequence[nn.Parameter] = (),
           first_schedule_epoch: int = 0, desc: str = "training",
-          start_optimizer: dict | None = None) -> list[dict]:
+          start_optimizer: dict | None = None, freeze_norm: bool = False) -> list[dict]:
     """Train for `epochs` epochs (resuming from `checkpoints`/last.pt if present) and
     return the history, one dict per epoch. `batch_loss(batch, epoch)` gives the loss;
     `epoch` counts from 0 within this stage, the schedule from `first_schedule_epoch`.
     Adam has the model's parameters in its first group, loaded from `start_optimizer` (an
-    earlier stage's state, `optimizer_state`) if given, and `extra` in a second."""
+    earlier stage's state, `optimizer_state`) if given, and `extra` in a second.
+    `freeze_norm`: the normalisation layers keep their running statistics (evaluation
+    mode) while the rest trains, so an example's output in training is the one it gets in
+    evaluation (`freeze_norms`)."""
     checkpoints = Path(checkpoints)
     reuse_freed_memory()
     rank, world = distributed.rank_and_world()
@@ -109,6 +112,8 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
     for epoch in range(start, epochs):
         lr = schedule.apply(optimizer, first_schedule_epoch + epoch)
         model.train()
+        if freeze_norm:
+            freeze_norms(model)
         began, total, count = time.perf_counter(), 0.0, 0
         for batch in tqdm(batches(data, batch_size, seed, epoch, device, rank, world),
                           desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
@@ -130,6 +135,18 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
             _save(checkpoints / "last.pt", model, optimizer, extra, history)
         distributed.barrier()
     return history
+
+
+def freeze_norms(model: nn.Module) -> int:
+    """Put every layer with running statistics (batch normalisation) in evaluation mode:
+    it normalises with the running statistics and no longer updates them; its scale and
+    shift still train. Returns how many layers."""
+    frozen = 0
+    for module in model.modules():
+        if getattr(module, "running_mean", None) is not None:
+            module.eval()
+            frozen += 1
+    return frozen
 
 
 def optimizer_state(checkpoints: str | Path) -> dict:
