@@ -141,28 +141,82 @@ def test_same_result_on_the_gpu():
     torch.testing.assert_close(gpu_logits.cpu()[mask], cpu_logits[mask], atol=1e-4, rtol=1e-4)
 
 
-def test_one_head_shortcut_matches_the_einsum_formula():
-    """heads = 1 takes matrix products on views; they must give the einsums' result."""
-    from hepclust.ucluster.abcnet import GAPLayer
-
-    torch.manual_seed(3)
-    layer = GAPLayer(5, 7, heads=1)
-    x, mask = batch([6, 3], 6, features=5)
-    index, valid = knn(x[..., :2], mask, 4)
-    attention, graph = layer(x, index, valid, mask)
-    # The general path's formula, written out on the same single-head weights (training
-    # mode: the batch norms use this batch's statistics both times).
-    node = layer.node(x, mask).unflatten(-1, (1, 7))
-    projected = torch.nn.functional.linear(x, layer.edge.linear.weight)
-    neighbours = projected[torch.arange(2).view(-1, 1, 1), index]
-    edge = layer.edge.activate(projected.unsqueeze(2) - neighbours + layer.edge.linear.bias,
-                               valid).unflatten(-1, (1, 7))
+def reference_gap_layer(layer, x, index, valid, mask, edge_bias):
+    """GAPLayer's formula written out edge by edge: V (x_i - x_j) + b on every edge, a
+    masked batch norm (the layer's) over the valid edges, the einsums. Returns
+    (attention, graph)."""
+    heads, size = layer.heads, layer.out_features
+    norm = layer.edge.norm
+    node = layer.node(x, mask).unflatten(-1, (heads, size))
+    rows = torch.arange(x.shape[0]).view(-1, 1, 1)
+    difference = x.unsqueeze(2) - x[rows, index]
+    edge = torch.nn.functional.linear(difference, layer.edge.linear.weight, edge_bias)
+    edge = torch.relu(norm(edge, valid)) * valid.unsqueeze(-1)
+    edge = edge.unflatten(-1, (heads, size))
     score = (torch.einsum("bphf,hf->bph", node, layer.node_score).unsqueeze(2)
              + torch.einsum("bpkhf,hf->bpkh", edge, layer.edge_score))
     score = torch.nn.functional.leaky_relu(score, 0.2)
     score = score.masked_fill(~valid.unsqueeze(-1), torch.finfo(score.dtype).min)
     coefficients = score.softmax(dim=2) * valid.unsqueeze(-1)
-    expected = torch.einsum("bpkh,bpkhf->bphf", coefficients, edge).flatten(2)
-    expected = torch.relu(expected + layer.bias).masked_fill(~mask.unsqueeze(-1), 0.0)
-    torch.testing.assert_close(attention, expected)
-    torch.testing.assert_close(graph, edge.flatten(3).amax(dim=2))
+    attention = torch.einsum("bpkh,bpkhf->bphf", coefficients, edge).flatten(2)
+    attention = torch.relu(attention + layer.bias).masked_fill(~mask.unsqueeze(-1), 0.0)
+    return attention, edge.flatten(3).amax(dim=2)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("train", [True, False])
+def test_gap_layer_matches_its_formula_edge_by_edge(heads, train):
+    """The edge batch norm from per-particle sums, the bias-free edge map and (one head)
+    the hand-written backward give the explicit formula's outputs, gradients and running
+    statistics, in double precision, with jets shorter than k and a padded one."""
+    from hepclust.ucluster.abcnet import GAPLayer
+
+    torch.manual_seed(3)
+    layer = GAPLayer(5, 7, heads=heads).double().train(train)
+    with torch.no_grad():  # running statistics away from their start, for eval mode
+        layer.edge.norm.running_mean.normal_()
+        layer.edge.norm.running_var.uniform_(0.5, 2.0)
+        layer.edge.norm.weight.normal_()
+        layer.edge.norm.bias.normal_()
+    x, mask = batch([6, 3, 0, 5], 6, features=5)
+    x = x.double()
+    index, valid = knn(x[..., :2], mask, 4)
+    x_mine = x.clone().requires_grad_(True)
+    x_reference = x.clone().requires_grad_(True)
+    reference_layer = GAPLayer(5, 7, heads=heads).double().train(train)
+    reference_layer.load_state_dict(layer.state_dict())
+    # Any bias on the edges: the batch norm removes it in training; in evaluation the
+    # running mean holds the mean without it.
+    edge_bias = torch.randn(heads * 7, dtype=torch.double) * train
+    attention, graph = layer(x_mine, index, valid, mask)
+    expected_attention, expected_graph = reference_gap_layer(
+        reference_layer, x_reference, index, valid, mask, edge_bias)
+    torch.testing.assert_close(attention, expected_attention)
+    torch.testing.assert_close(graph, expected_graph)
+    norm, expected_norm = layer.edge.norm, reference_layer.edge.norm
+    torch.testing.assert_close(norm.running_var, expected_norm.running_var)
+    # The running mean moves towards the batch mean less the bias.
+    torch.testing.assert_close(norm.running_mean,
+                               expected_norm.running_mean - norm.momentum * edge_bias)
+    weights = torch.randn_like(attention), torch.randn_like(graph)
+    ((attention * weights[0]).sum() + (graph * weights[1]).sum()).backward()
+    ((expected_attention * weights[0]).sum() + (expected_graph * weights[1]).sum()).backward()
+    torch.testing.assert_close(x_mine.grad, x_reference.grad)
+    for name, parameter in layer.named_parameters():
+        expected = dict(reference_layer.named_parameters())[name].grad
+        torch.testing.assert_close(parameter.grad, expected, msg=name)
+
+
+def test_one_head_edge_attention_gradient():
+    """The one-head edge block's hand-written backward against finite differences."""
+    from hepclust.ucluster.abcnet import OneHeadEdgeAttention
+
+    torch.manual_seed(0)
+    x, mask = batch([7, 3, 5], 7, features=3)
+    index, valid = knn(x[..., :2], mask, 4)
+    inputs = [torch.randn(3, 7, 5, dtype=torch.double, requires_grad=True),
+              torch.randn(3, 7, 5, dtype=torch.double, requires_grad=True),
+              torch.randn(3, 7, dtype=torch.double, requires_grad=True),
+              torch.randn(5, dtype=torch.double, requires_grad=True)]
+    assert torch.autograd.gradcheck(
+        lambda *tensors: OneHeadEdgeAttention.apply(*tensors, index, valid, 0.2), inputs)

@@ -110,6 +110,21 @@ def test_kl_init_maps_the_groups_back_to_mean_embeddings():
                                alpha_step=0.0, init="spectral")
 
 
+def test_fitted_centroids_reproduce_a_partition_the_means_do_not():
+    """Two groups split at x = 1 whose means (-1.5 and 7.83) put the Voronoi boundary at
+    3.17: the mean centroids misassign the points at 1.5 and 2; the fitted ones put the
+    boundary between 1 and 1.5 and reproduce the labels."""
+    x = np.array([-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 1.5, 2.0, 20.0])
+    embedding = np.stack([x, np.zeros_like(x)], axis=1)
+    labels = (x > 1).astype(np.int64)
+    means = np.stack([embedding[labels == k].mean(axis=0) for k in range(2)])
+    assert (evaluation.nearest_centroid(embedding, means) != labels).sum() == 2
+    centroids = phases.fit_centroids(embedding, labels, 2)
+    np.testing.assert_array_equal(evaluation.nearest_centroid(embedding, centroids), labels)
+    with pytest.raises(ValueError, match="needs an example"):
+        phases.fit_centroids(embedding, np.zeros(len(x), np.int64), 2)
+
+
 def test_balanced_beta_makes_both_terms_equal():
     assert phases.balanced_beta(2.0, 0.25) == 8.0
     assert phases.balanced_beta(2.0, 0.0) == 1.0

@@ -84,7 +84,7 @@ def test_default_target_runs_ucluster_on_the_jets(run):
         assert set(metrics[key]) == {"W", "Z", "top"}
         assert all(0 <= auc <= 1 for auc in metrics[key].values())
     assert len(metrics["seeds"]) == 2
-    assert set(metrics["init_accuracy"]) == {"kmeans", "kl"}
+    assert set(metrics["init_accuracy"]) == {"kmeans", "kl", "kl_fit"}
     assert 0 < metrics["test_jets"] + metrics["train_jets"] <= 60  # inside the mass window
     for plot in ("roc.png", "tsne.png", "accuracy.png"):
         assert (jets / "plots" / plot).stat().st_size > 10_000

@@ -121,10 +121,10 @@ def tracking_data_benchmark(settings: EventSettings, seed: int, events: int = 10
 
 
 def abcnet_training_rate(particles: int, batch_size: int = 128, steps: int = 10,
-                         seed: int = 0) -> dict:
-    """ABCNet training steps (the jets network: 20 mass classes, E = 3, mean pooling; Adam)
-    on random full jets of `particles` particles, on this process's CPU threads: jets per
-    second of wall time and per CPU second of this process, after two warm-up steps."""
+                         seed: int = 0, pooling: str = "mean") -> dict:
+    """ABCNet training steps (the jets network: 20 mass classes, E = 3; Adam) on random
+    full jets of `particles` particles, on this process's CPU threads: jets per second of
+    wall time and per CPU second of this process, after two warm-up steps."""
     import torch
 
     from hepclust.ucluster.abcnet import ABCNet
@@ -138,7 +138,7 @@ def abcnet_training_rate(particles: int, batch_size: int = 128, steps: int = 10,
     mask = torch.ones(batch_size, particles, dtype=torch.bool)
     target = torch.randint(0, 20, (batch_size,), generator=generator)
     torch.manual_seed(seed)
-    model = ABCNet(len(FEATURES), 20, k=10, embedding_size=3, pooling="mean")
+    model = ABCNet(len(FEATURES), 20, k=10, embedding_size=3, pooling=pooling)
     optimizer = torch.optim.Adam(model.parameters())
 
     def step():
@@ -153,16 +153,17 @@ def abcnet_training_rate(particles: int, batch_size: int = 128, steps: int = 10,
         step()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"jets_per_s": steps * batch_size / wall, "jets_per_cpu_s": steps * batch_size / cpu,
-            "batch_size": batch_size}
+            "batch_size": batch_size, "pooling": pooling}
 
 
 def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: list[str],
                    batch_size: int = 512, repeats: int = 3,
-                   rate_particles: tuple[int, ...] = (30,)) -> dict:
+                   rate_particles: tuple[int, ...] = (30,), train_batch_size: int = 128,
+                   pooling: str = "mean") -> dict:
     """UCluster inference throughput on the CPU (one thread, jets/s over the test split),
     the training time per epoch of every stage, from the training histories, and ABCNet's
     training rate on `rate_particles` particles and at the analysis's particle count
-    (`abcnet_training_rate`)."""
+    (`abcnet_training_rate` with the analysis's `train_batch_size` and `pooling`)."""
     import torch
 
     from hepclust.ucluster.jets import load_arrays, load_model, tensors
@@ -192,7 +193,7 @@ def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: lis
         "particles_per_jet": int(data["mask"].shape[1]),
         "test_jets": jets,
         "train_rate_by_particles": {
-            str(p): abcnet_training_rate(p)
+            str(p): abcnet_training_rate(p, train_batch_size, pooling=pooling)
             for p in sorted({*rate_particles, int(data["mask"].shape[1])})},
     }
 

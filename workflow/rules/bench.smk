@@ -44,6 +44,9 @@ rule bench_jets:
         ),
     output:
         "results/bench/jets.json",
+    params:
+        batch_size=config["jet_clustering"]["batch_size"],
+        pooling=config["jet_clustering"]["pooling"],
     log:
         "results/logs/bench_jets.log",
     resources:

@@ -5,5 +5,7 @@ from hepclust.workflow import logged_to, torch_device
 with logged_to(snakemake.log[0]):
     torch_device("cpu", snakemake.threads)
     result = jets_benchmark(snakemake.input.model, snakemake.input.test,
-                            list(snakemake.input.histories))
+                            list(snakemake.input.histories),
+                            train_batch_size=snakemake.params.batch_size,
+                            pooling=snakemake.params.pooling)
     write_json(result, snakemake.output[0])

@@ -92,7 +92,9 @@ def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor,
     of a padded particle.
     """
     with torch.no_grad():
-        distance = torch.cdist(points, points, compute_mode="donot_use_mm_for_euclid_dist")
+        # |x_i - x_j|^2 - |x_i|^2 = |x_j|^2 - 2 x_i . x_j ranks the j of row i alike.
+        norms = points.square().sum(dim=-1).unsqueeze(1)
+        distance = torch.baddbmm(norms, points, points.transpose(1, 2), alpha=-2)
         distance = distance.masked_fill(~mask.unsqueeze(1), float("inf"))
         index = distance.topk(min(k, points.shape[1]), dim=-1, largest=False).indices
         valid = mask.gather(1, index.flatten(1)).view_as(index)
@@ -104,6 +106,74 @@ def gather_neighbours(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     batch, points, k = index.shape
     flat = index.reshape(batch, points * k, 1).expand(-1, -1, x.shape[-1])
     return x.gather(1, flat).view(batch, points, k, x.shape[-1])
+
+
+def _flat_neighbours(index: torch.Tensor) -> torch.Tensor:
+    """index (B, P, k) into each jet's particles -> (B P k,) rows of the (B P, C) matrix."""
+    batch, points, _ = index.shape
+    offsets = torch.arange(batch, device=index.device).mul_(points).view(-1, 1, 1)
+    return (index + offsets).view(-1)
+
+
+class OneHeadEdgeAttention(torch.autograd.Function):
+    r"""The edge part of a one-head GAPLayer, forward and backward written out so that the
+    (B, P, k, C) edge tensor is built once and each pass over it does one job.
+
+    Inputs: source (B, P, C) = (s p)_i + c, target (B, P, C) = (s p)_j, node_term (B, P)
+    = a . x'_i, edge_score e (C,), index and valid (B, P, k), the LeakyReLU slope.
+    y_ij = ReLU(source_i - target_j) (0 on invalid edges),
+    c_ij = softmax_j LeakyReLU(node_term_i + e . y_ij) over valid j (0 elsewhere).
+    Returns (sum_j c_ij y_ij, max_j y_ij), both (B, P, C).
+
+    Backward: the max sends its gradient to one arg-max edge (the ties are ReLU zeros,
+    whose gradient the ReLU stops, as with amax); everything else is the chain rule of
+    these formulas.
+    """
+
+    @staticmethod
+    def forward(ctx, source, target, node_term, edge_score, index, valid, negative_slope):
+        batch, points, k = index.shape
+        channels = source.shape[-1]
+        flat_index = _flat_neighbours(index)
+        edge = (source.unsqueeze(2)
+                - target.reshape(-1, channels).index_select(0, flat_index)
+                .view(batch, points, k, channels))
+        edge.masked_fill_(~valid.unsqueeze(-1), 0.0).relu_()
+        score = node_term.unsqueeze(2) + edge @ edge_score
+        activated = F.leaky_relu(score, negative_slope)
+        activated = activated.masked_fill(~valid, torch.finfo(score.dtype).min)
+        coefficients = activated.softmax(dim=2) * valid
+        attention = torch.bmm(coefficients.view(-1, 1, k),
+                              edge.view(-1, k, channels)).view(batch, points, channels)
+        graph, argmax = edge.max(dim=2)
+        ctx.negative_slope = negative_slope
+        ctx.save_for_backward(edge, score, coefficients, argmax, flat_index, edge_score)
+        return attention, graph
+
+    @staticmethod
+    def backward(ctx, grad_attention, grad_graph):
+        edge, score, coefficients, argmax, flat_index, edge_score = ctx.saved_tensors
+        batch, points, k, channels = edge.shape
+        flat_edge = edge.view(-1, k, channels)
+        grad_coefficients = torch.bmm(flat_edge, grad_attention.reshape(-1, channels, 1))
+        grad_coefficients = grad_coefficients.view(batch, points, k)
+        # Softmax backward; coefficients are 0 on invalid edges, so their gradient is too.
+        grad_score = coefficients * (grad_coefficients - (grad_coefficients * coefficients)
+                                     .sum(dim=2, keepdim=True))
+        grad_score = torch.where(score > 0, grad_score, grad_score * ctx.negative_slope)
+        grad_node_term = grad_score.sum(dim=2)
+        grad_edge_score = grad_score.reshape(1, -1) @ edge.view(-1, channels)
+        grad_edge = coefficients.unsqueeze(-1) * grad_attention.unsqueeze(2)
+        grad_edge.addcmul_(grad_score.unsqueeze(-1), edge_score)
+        grad_edge.scatter_add_(2, argmax.unsqueeze(2), grad_graph.unsqueeze(2))
+        grad_edge = torch.ops.aten.threshold_backward(grad_edge, edge, 0.0)
+        grad_source = grad_edge.sum(dim=2)
+        grad_target = torch.zeros(batch * points, channels, dtype=edge.dtype,
+                                  device=edge.device)
+        grad_target.index_add_(0, flat_index, grad_edge.view(-1, channels), alpha=-1)
+        grad_target = grad_target.view(batch, points, channels)
+        return (grad_source, grad_target, grad_node_term, grad_edge_score.view(channels),
+                None, None, None)
 
 
 class GAPLayer(nn.Module):
@@ -130,7 +200,8 @@ class GAPLayer(nn.Module):
         super().__init__()
         self.heads, self.out_features, self.negative_slope = heads, out_features, negative_slope
         self.node = PointLinear(in_features, heads * out_features, bias=False)
-        self.edge = PointLinear(in_features, heads * out_features)
+        # No bias: BN's mean removes it (V (x_i - x_j) + b in the formula).
+        self.edge = PointLinear(in_features, heads * out_features, bias=False)
         self.node_score = nn.Parameter(torch.empty(heads, out_features))
         self.edge_score = nn.Parameter(torch.empty(heads, out_features))
         self.bias = nn.Parameter(torch.zeros(heads * out_features))
@@ -145,21 +216,15 @@ class GAPLayer(nn.Module):
     def forward(self, x: torch.Tensor, index: torch.Tensor, valid: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         node = self.node(x, mask)
-        # V (x_i - x_j) + b = (V x)_i - (V x)_j + b: one linear map per particle, not per edge.
-        projected = F.linear(x, self.edge.linear.weight)
-        edge = (projected.unsqueeze(2) - gather_neighbours(projected, index)
-                + self.edge.linear.bias)
-        edge = self.edge.activate(edge, valid)
         if self.heads == 1:
-            # The same sums as the einsums below, as matrix products on views (no copies).
-            score = ((node @ self.node_score[0]).unsqueeze(2)
-                     + edge @ self.edge_score[0]).unsqueeze(-1)
-            score = F.leaky_relu(score, self.negative_slope)
-            score = score.masked_fill(~valid.unsqueeze(-1), torch.finfo(score.dtype).min)
-            coefficients = score.softmax(dim=2) * valid.unsqueeze(-1)
-            attention = (coefficients.transpose(2, 3) @ edge).squeeze(2)
+            # The einsums below in one pass over the edge tensor, with its own backward.
+            scaled, shift = self._edge_affine(x, index, valid)
+            attention, graph = OneHeadEdgeAttention.apply(
+                scaled + shift, scaled, node @ self.node_score[0], self.edge_score[0], index,
+                valid, self.negative_slope)
             attention = F.relu(attention + self.bias).masked_fill(~mask.unsqueeze(-1), 0.0)
-            return attention, edge.amax(dim=2)
+            return attention, graph
+        edge = self._edges(x, index, valid)
         node = node.unflatten(-1, (self.heads, self.out_features))
         edge = edge.unflatten(-1, (self.heads, self.out_features))
         score = (torch.einsum("bphf,hf->bph", node, self.node_score).unsqueeze(2)
@@ -173,6 +238,53 @@ class GAPLayer(nn.Module):
         # y' >= 0 after its ReLU and invalid edges are 0, so the max is over valid edges.
         graph = edge.flatten(3).amax(dim=2)
         return attention, graph
+
+
+    def _edge_affine(self, x: torch.Tensor, index: torch.Tensor,
+                     valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s p, c) with y'_ij = ReLU((s p)_i - (s p)_j + c) = ReLU(BN(V (x_i - x_j) + b)).
+
+        With p = V x (one linear map per particle, not per edge), BN's affine map s (.) + t
+        gives y'_ij = ReLU((s p)_i - (s p)_j + c): the edge tensor is built once, already
+        normalised. In training, BN's statistics over the valid edges come from
+        per-particle sums: with w_i the valid edges leaving i, d_j those reaching j and
+        S_i = sum_j p_j over i's valid neighbours (a (P, P) adjacency product),
+        sum (p_i - p_j) = sum_i w_i p_i - sum_j d_j p_j and
+        sum (p_i - p_j)^2 = sum_i w_i p_i^2 - 2 sum_i p_i S_i + sum_j d_j p_j^2.
+        b would shift the mean only and cancel, so V has none.
+        """
+        norm = self.edge.norm
+        projected = F.linear(x, self.edge.linear.weight)
+        if self.training:
+            weight = valid.to(x.dtype)
+            adjacency = torch.zeros(*index.shape[:2], index.shape[1], dtype=x.dtype,
+                                    device=x.device).scatter_add_(2, index, weight)
+            out_degree, in_degree = adjacency.sum(dim=2), adjacency.sum(dim=1)
+            flat = projected.reshape(-1, projected.shape[-1])
+            n = int(valid.sum())
+            count = max(n, 1)
+            neighbour_sum = torch.bmm(adjacency, projected).reshape(flat.shape)
+            difference = torch.mv(flat.T, (out_degree - in_degree).reshape(-1)) / count
+            square = (torch.mv(flat.square().T, (out_degree + in_degree).reshape(-1))
+                      - 2 * (flat * neighbour_sum).sum(dim=0)) / count
+            var = (square - difference.square()).clamp(min=0)
+            with torch.no_grad():
+                unbiased = var * n / (n - 1) if n > 1 else var
+                norm.running_mean.lerp_(difference, norm.momentum)
+                norm.running_var.lerp_(unbiased, norm.momentum)
+            scale = norm.weight * torch.rsqrt(var + norm.eps)
+            shift = norm.bias - difference * scale
+        else:
+            scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
+            shift = norm.bias - norm.running_mean * scale
+        return projected * scale, shift
+
+    def _edges(self, x: torch.Tensor, index: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """y'_ij = ReLU(BN(V (x_i - x_j) + b)) of every edge, 0 on invalid ones (B, P, k, C)."""
+        scaled, shift = self._edge_affine(x, index, valid)
+        edge = (scaled + shift).unsqueeze(2) - gather_neighbours(scaled, index)
+        # ReLU(0) = 0: zeroing the invalid edges before the ReLU masks them after it.
+        return F.relu(edge.masked_fill_(~valid.unsqueeze(-1), 0.0))
 
 
 class ABCNet(nn.Module):

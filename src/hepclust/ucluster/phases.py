@@ -14,6 +14,10 @@ Centroid initialisations (`INITS`):
   (`kl_kmeans`); each centroid is the mean embedding of its cluster's examples. The head
   reads the embedding, so clustering what it predicts from it starts the joint phase from
   the partition the task loss already separates (for the jets, mass windows).
+- ``kl_fit``: the same KL partition; the centroids are those whose nearest-centroid
+  partition of the embeddings reproduces it best (`fit_centroids`), since the means'
+  nearest-centroid partition is not the KL one (the joint phase's cluster loss then pulls
+  every example towards its nearest centroid, so the start is that partition).
 """
 
 from collections.abc import Callable
@@ -29,7 +33,7 @@ from hepclust.ucluster.losses import cluster_loss
 from hepclust.ucluster.training import Batch, Schedule, predict, train
 
 TaskLoss = Callable[[Batch], tuple[torch.Tensor, torch.Tensor]]
-Init = Literal["kmeans", "kl"]
+Init = Literal["kmeans", "kl", "kl_fit"]
 INITS: tuple[str, ...] = get_args(Init)
 # Examples over which the two loss terms are averaged to balance beta.
 BALANCE_EXAMPLES = 4096
@@ -169,15 +173,49 @@ def kl_kmeans(probabilities: np.ndarray, clusters: int, seed: int, starts: int =
     return best[1], best[2]
 
 
+def fit_centroids(embedding: np.ndarray, labels: np.ndarray, clusters: int,
+                  iterations: int = 500) -> np.ndarray:
+    r"""(K, E) centroids whose nearest-centroid partition of `embedding` (N, E) reproduces
+    `labels` (N,) in 0..K-1 as well as it can: the centroids and a scale a minimise the
+    cross-entropy of the soft assignment :math:`\mathrm{softmax}_k(-a \|f_j - \mu_k\|)`
+    (the cluster loss's) against the labels, by L-BFGS in double precision, starting from
+    the labels' mean embeddings. Every label needs at least one example."""
+    counts = np.bincount(labels, minlength=clusters)
+    if len(counts) != clusters or (counts == 0).any():
+        raise ValueError(f"every one of {clusters} clusters needs an example, got counts "
+                         f"{counts.tolist()}")
+    points = torch.tensor(embedding, dtype=torch.float64)
+    target = torch.as_tensor(labels, dtype=torch.long)
+    means = np.stack([embedding[labels == k].mean(axis=0) for k in range(clusters)])
+    centroids = torch.tensor(means, dtype=torch.float64, requires_grad=True)
+    # Distances in units of their spread at the start, so the scale starts near 1.
+    unit = float(torch.cdist(points, centroids.detach()).std().clamp(min=1e-12))
+    log_scale = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([centroids, log_scale], max_iter=iterations,
+                                  line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = -log_scale.exp() * torch.cdist(points, centroids) / unit
+        loss = nn.functional.cross_entropy(logits, target)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return centroids.detach().numpy().astype(embedding.dtype)
+
+
 def initial_centroids(init: Init, embedding: np.ndarray, probabilities: np.ndarray | None,
                       clusters: int, seed: int) -> np.ndarray:
     """The (K, E) centroids that option `init` (`INITS`) starts the joint phase from."""
     if init == "kmeans":
         return evaluation.kmeans(embedding, clusters, seed).cluster_centers_
-    if init == "kl":
+    if init in ("kl", "kl_fit"):
         if probabilities is None:
-            raise ValueError("the kl initialisation needs the head's class probabilities")
+            raise ValueError(f"the {init} initialisation needs the head's class probabilities")
         labels, _ = kl_kmeans(probabilities, clusters, seed)
+        if init == "kl_fit":
+            return fit_centroids(embedding, labels, clusters)
         return np.stack([embedding[labels == k].mean(axis=0) for k in range(clusters)])
     raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
 
@@ -215,7 +253,7 @@ def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
     `data`; then the task loss plus beta times the cluster loss for `settings.epochs`
     epochs. `start_optimizer`: the pretraining's Adam state, carried over to the network's
     parameters. The trained centroids and the history (each epoch also records beta)."""
-    if settings.init == "kl":
+    if settings.init in ("kl", "kl_fit"):
         probabilities, embedding = class_probabilities(model, data, settings.batch_size,
                                                        device)
     else:
