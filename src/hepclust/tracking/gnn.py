@@ -35,7 +35,7 @@ from torch.nn import functional as F
 from torch_geometric.nn import MessagePassing
 from tqdm import tqdm
 
-from hepclust.tracking.refinement import balanced_weights
+from hepclust.tracking.refinement import azimuth_sector, balanced_weights
 
 
 class EdgeWeightedConv(MessagePassing):
@@ -198,7 +198,7 @@ class GraphEvent:
         or `count` is 1."""
         if self.azimuth is None or count <= 1:
             return [self]
-        slot = ((self.azimuth + torch.pi) / (2 * torch.pi) * count).long().clamp(0, count - 1)
+        slot = azimuth_sector(self.azimuth, count)
 
         def part(edges: torch.Tensor, index: int) -> torch.Tensor:
             return edges[:, slot[torch.minimum(edges[0], edges[1])] == index]

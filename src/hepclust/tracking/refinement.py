@@ -151,12 +151,17 @@ class RefinementSettings:
         return {"architecture": "mlp", "hit_dim": hit_dim, "hidden": list(self.hidden)}
 
 
+def azimuth_sector(azimuth: torch.Tensor, sectors: int) -> torch.Tensor:
+    """The slice, of `sectors` equal slices of [-pi, pi], that holds each azimuth."""
+    return ((azimuth + torch.pi) / (2 * torch.pi) * sectors).long().clamp(0, sectors - 1)
+
+
 def phi_sectors(event: TrackingEvent, edge_index: torch.Tensor, sectors: int) -> list[torch.Tensor]:
     """The edges of `edge_index` split by the azimuth of their inner hit into `sectors`
     equal slices (each a (2, E_s) tensor; empty slices left out)."""
     inner, _ = oriented(event.positions, edge_index)
-    phi = torch.atan2(event.positions[inner, 1], event.positions[inner, 0])
-    slot = ((phi + torch.pi) / (2 * torch.pi) * sectors).long().clamp(0, sectors - 1)
+    slot = azimuth_sector(torch.atan2(event.positions[inner, 1], event.positions[inner, 0]),
+                          sectors)
     return [edge_index[:, slot == s] for s in range(sectors) if bool((slot == s).any())]
 
 
