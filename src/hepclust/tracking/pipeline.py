@@ -137,30 +137,38 @@ def gnn_edges(gnn: ClusteringGNN, x: torch.Tensor, refined: torch.Tensor,
     return output, refined[:, probability > threshold]
 
 
+def _classified_start(gnn: ClusteringGNN, graph: GraphEvent,
+                      clustering: ClusteringSettings) -> tuple[torch.Tensor, GraphEvent]:
+    """(the GNN's output, `graph` with Split's starting clusters the components of the
+    GNN's classified edges, as given when Split starts from one cluster or no threshold
+    is set)."""
+    if graph.initial is None or clustering.edge_threshold is None:
+        return gnn(graph.x, graph.edge_index), graph
+    refined = graph.edge_index[:, :graph.edge_index.shape[1] // 2]  # `message_edges` layout
+    output, kept = gnn_edges(gnn, graph.x, refined, clustering.edge_threshold)
+    return output, replace(graph, initial=initial_partition(
+        kept, len(graph.x), replace(clustering, initial="components"), graph.x.device))
+
+
 @torch.no_grad()
 def restarted(gnn: ClusteringGNN, graph: GraphEvent,
               clustering: ClusteringSettings) -> GraphEvent:
-    """`graph` with Split's starting clusters the components of the GNN's classified
-    edges (as given when Split starts from one cluster or no threshold is set)."""
+    """`graph` with Split's starting clusters from the frozen GNN (`_classified_start`)."""
     if graph.initial is None or clustering.edge_threshold is None:
-        return graph
+        return graph  # without the GNN's work
     gnn.eval()
-    refined = graph.edge_index[:, :graph.edge_index.shape[1] // 2]
-    _, kept = gnn_edges(gnn, graph.x, refined, clustering.edge_threshold)
-    return replace(graph, initial=initial_partition(
-        kept, len(graph.x), replace(clustering, initial="components"), graph.x.device))
+    return _classified_start(gnn, graph, clustering)[1]
 
 
 @torch.no_grad()
 def cluster_event(gnn: ClusteringGNN, graph: GraphEvent, weight: torch.Tensor,
                   clustering: ClusteringSettings) -> ClusterEvent:
     """The Split and Stop modules' view of one event: the frozen GNN's output, from the
-    components of its classified edges (`restarted`)."""
+    components of its classified edges (`_classified_start`)."""
     gnn.eval()
-    graph = restarted(gnn, graph, clustering)
-    return ClusterEvent(features=gnn(graph.x, graph.edge_index).detach(),
-                        particle=graph.particle, initial=graph.initial,
-                        hit_weight=weight.to(graph.x.device))
+    output, graph = _classified_start(gnn, graph, clustering)
+    return ClusterEvent(features=output.detach(), particle=graph.particle,
+                        initial=graph.initial, hit_weight=weight.to(graph.x.device))
 
 
 def _synchronised(device: torch.device) -> None:
