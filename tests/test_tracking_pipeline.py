@@ -15,6 +15,7 @@ import yaml
 from hepclust.errors import InputError
 from hepclust.io.schema import TRACKML_EVENT_HITS, TRACKML_EVENT_PARTICLES
 from hepclust.tracking.alternatives import BaselineSettings, baseline_tracks
+from hepclust.tracking.baselines import connected_components
 from hepclust.tracking.checkpoints import load_graphs, load_module, save_graphs, save_module
 from hepclust.tracking.embedding import HitEmbedding
 from hepclust.tracking.evaluation import (
@@ -28,6 +29,7 @@ from hepclust.tracking.evaluation import (
 from hepclust.tracking.events import EventTables, event_name, read_events, split_events
 from hepclust.tracking.gnn import ClusteringGNN
 from hepclust.tracking.hit_features import HIT_FEATURES
+from hepclust.tracking.layer_union import layer_union
 from hepclust.tracking.pipeline import (
     STAGES,
     ClusteringSettings,
@@ -211,6 +213,45 @@ def test_resplit_cuts_the_weakest_edge_of_a_component_too_large_for_a_track():
     unsorted = ClusteringSettings(initial="resplit", resplit_thresholds=(0.99, 0.97))
     with pytest.raises(ValueError, match="increase"):
         initial_partition(edges, 13, unsorted, "cpu", probability)
+
+
+def two_straight_tracks() -> tuple[np.ndarray, np.ndarray]:
+    """Hits 0-4 and 5-9: two tracks crossing layers 1-5 at y = 0 and y = 100 mm."""
+    layers = np.tile(np.arange(1, 6), 2)
+    positions = np.array([[100.0 * layer, 100.0 * track, 0.0]
+                          for track in range(2) for layer in range(1, 6)])
+    return layers, positions
+
+
+def test_layer_union_keeps_out_a_fake_edge_that_would_put_two_hits_on_one_layer():
+    layers, positions = two_straight_tracks()
+    true = [*chain(0, 5), *chain(5, 5)]
+    edges = np.array([*true, [2, 8]]).T  # the fake joins layer 3 of one to layer 4 of the other
+    probability = np.array([0.9] * len(true) + [0.85])
+    labels = layer_union(edges, probability, layers, positions, same_layer_mm=15.0)
+    assert labels.tolist() == [0] * 5 + [1] * 5
+    assert len(set(connected_components(edges, 10).tolist())) == 1  # components merge them
+    # A weak true edge joins what no other layer contradicts: no threshold cuts it.
+    weak = probability.copy()
+    weak[0] = 0.01
+    assert layer_union(edges, weak, layers, positions, 15.0).tolist() == labels.tolist()
+
+
+def test_layer_union_joins_two_hits_of_one_layer_only_when_close():
+    layers = np.array([1, 2, 2, 3])
+    positions = np.array([[100.0, 0, 0], [200.0, 0, 0], [200.0, 10.0, 0], [300.0, 0, 0]])
+    edges = np.array([[0, 1], [1, 3], [0, 2]]).T
+    probability = np.array([0.9, 0.9, 0.8])
+    assert len(set(layer_union(edges, probability, layers, positions, 15.0).tolist())) == 1
+    apart = layer_union(edges, probability, layers, positions, 5.0)
+    assert apart.tolist() == [0, 0, 1, 0]
+    alone = layer_union(np.zeros((2, 0), dtype=np.int64), np.zeros(0), layers, positions, 5.0)
+    assert alone.tolist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="same_layer_mm"):
+        layer_union(edges, probability, layers, positions, -1.0)
+    with pytest.raises(ValueError, match="hits"):
+        initial_partition(torch.from_numpy(edges), 4, ClusteringSettings(initial="layer_union"),
+                          "cpu", torch.from_numpy(probability))
 
 
 def test_reconstruct_gives_every_hit_a_track_and_times_every_stage():

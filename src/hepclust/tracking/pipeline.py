@@ -24,12 +24,13 @@ from hepclust.tracking.embedding import embed
 from hepclust.tracking.gnn import ClusteringGNN, GraphEvent, pair_logits
 from hepclust.tracking.graph import neighbour_graph
 from hepclust.tracking.hierarchical import ClusterEvent, Clustering, hierarchical_clustering
-from hepclust.tracking.hit_features import TrackingEvent
+from hepclust.tracking.hit_features import TrackingEvent, detector_layers
 from hepclust.tracking.layer_graph import LayerPairGraph
+from hepclust.tracking.layer_union import layer_union
 from hepclust.tracking.refinement import edge_probabilities
 from hepclust.tracking.resplit import resplit_components
 
-Initial = Literal["event", "components", "resplit"]
+Initial = Literal["event", "components", "resplit", "layer_union"]
 STAGES = ("embedding", "graph", "refinement", "gnn", "clustering")
 
 
@@ -58,6 +59,7 @@ class ClusteringSettings:
     edge_threshold: float | None = None  # components of the GNN's edges above it; None: refined
     resplit_thresholds: tuple[float, ...] = (0.95, 0.97, 0.98, 0.99, 0.995, 0.998)
     resplit_max_hits: int = 20
+    same_layer_mm: float = 15.0  # layer_union: one cluster's hits on one layer lie closer
 
 
 @dataclass(frozen=True)
@@ -81,23 +83,32 @@ def gnn_input(event: TrackingEvent, embedding: torch.Tensor) -> torch.Tensor:
 
 
 def initial_partition(refined: torch.Tensor, num_hits: int, clustering: ClusteringSettings,
-                      device: torch.device | str,
-                      probability: torch.Tensor | None = None) -> torch.Tensor | None:
+                      device: torch.device | str, probability: torch.Tensor | None = None,
+                      event: TrackingEvent | None = None) -> torch.Tensor | None:
     """The Split module's starting clusters (n,), or None for one cluster of all hits:
-    the connected components of the `refined` edges, or (``initial="resplit"``) those
-    components re-split by the edges' refinement `probability` (`resplit_components`)."""
+    the connected components of the `refined` edges, those components re-split by the
+    edges' refinement `probability` (``initial="resplit"``, `resplit_components`), or
+    the edges joined in decreasing probability under the one-hit-per-layer rule on the
+    `event`'s hits (``initial="layer_union"``, `layer_union`)."""
     if clustering.initial == "event":
         return None
     if clustering.initial == "components":
         return torch.from_numpy(connected_components(refined, num_hits)).to(device)
-    if clustering.initial != "resplit":
-        raise ValueError(f"initial must be 'event', 'components' or 'resplit', "
-                         f"not {clustering.initial!r}")
+    if clustering.initial not in ("resplit", "layer_union"):
+        raise ValueError(f"initial must be 'event', 'components', 'resplit' or "
+                         f"'layer_union', not {clustering.initial!r}")
     if probability is None:
-        raise ValueError("initial 'resplit' needs the refined edges' probabilities")
-    return torch.from_numpy(resplit_components(
-        refined, probability, num_hits, clustering.resplit_thresholds,
-        clustering.resplit_max_hits)).to(device)
+        raise ValueError(f"initial {clustering.initial!r} needs the refined edges' "
+                         "probabilities")
+    if clustering.initial == "resplit":
+        labels = resplit_components(refined, probability, num_hits,
+                                    clustering.resplit_thresholds, clustering.resplit_max_hits)
+    elif event is None:
+        raise ValueError("initial 'layer_union' needs the event's hits")
+    else:
+        labels = layer_union(refined, probability, detector_layers(event.features),
+                             event.positions, clustering.same_layer_mm)
+    return torch.from_numpy(labels).to(device)
 
 
 def candidate_edges(event: TrackingEvent, embedding: torch.Tensor, graph: GraphSettings,
@@ -122,7 +133,7 @@ def graph_event(event: TrackingEvent, embedding: torch.Tensor, candidates: torch
                       particle=event.particle_id.to(device),
                       eval_edge_index=candidates.to(device),
                       initial=initial_partition(refined, len(event), clustering, device,
-                                                probability),
+                                                probability, event),
                       azimuth=torch.atan2(positions[:, 1], positions[:, 0]))
 
 
@@ -234,7 +245,7 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
     def divide() -> tuple[Clustering, torch.Tensor | None]:
         initial = initial_partition(classified, len(event), clustering, device,
                                     None if clustering.edge_threshold is not None
-                                    else probability)
+                                    else probability, event)
         return hierarchical_clustering(
             gnn_output, models.split, models.stop, initial, clustering.threshold,
             clustering.stop_threshold, clustering.min_size, clustering.max_depth,

@@ -44,7 +44,8 @@ def clustering_settings(config: dict) -> ClusteringSettings:
                               min_size=block["min_size"], max_depth=block["max_depth"],
                               edge_threshold=block["edge_threshold"],
                               resplit_thresholds=tuple(block["resplit"]["thresholds"]),
-                              resplit_max_hits=block["resplit"]["max_hits"])
+                              resplit_max_hits=block["resplit"]["max_hits"],
+                              same_layer_mm=block["same_layer_mm"])
 
 
 def baseline_settings(config: dict) -> BaselineSettings:
