@@ -11,8 +11,10 @@ from hepclust.tracking.hit_features import TrackingEvent, consecutive_pairs, hit
 from hepclust.tracking.refinement import (
     InteractionEdgeClassifier,
     RefinementSettings,
+    chunked_edge_logits,
     edge_classifier,
     edge_probabilities,
+    mlp_on_edges,
     phi_sectors,
     train_refinement,
 )
@@ -53,6 +55,23 @@ def test_an_edge_is_judged_the_same_whichever_way_it_is_named():
     forward = model.edge_logits(event, EDGES)
     backward = model.edge_logits(event, EDGES.flip(0))
     torch.testing.assert_close(forward, backward)
+
+
+def test_chunked_inference_matches_the_whole_graph_and_the_concatenated_inputs():
+    torch.manual_seed(0)
+    model = InteractionEdgeClassifier(hit_dim=12, hidden=8, steps=2)
+    event = four_hits()
+    whole = model.edge_logits(event, EDGES)
+    for chunk in (1, 3, 4):
+        torch.testing.assert_close(chunked_edge_logits(model, event, EDGES, chunk), whole)
+    # The first layer on the gathered hit products equals it on [e, h_i, h_j].
+    inner, outer = EDGES
+    hits, edges = torch.randn(4, 5), torch.randn(4, 3)
+    mlp = torch.nn.Sequential(torch.nn.Linear(13, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    torch.testing.assert_close(mlp_on_edges(mlp, inner, outer, hits, edges, edge_first=True),
+                               mlp(torch.cat([edges, hits[inner], hits[outer]], dim=1)))
+    torch.testing.assert_close(mlp_on_edges(mlp, inner, outer, hits, edges),
+                               mlp(torch.cat([hits[inner], hits[outer], edges], dim=1)))
 
 
 def test_training_on_sectors_learns_the_four_hit_graph():

@@ -39,6 +39,7 @@ from hepclust.tracking.pair_features import PAIR_FEATURES, oriented, pair_featur
 from hepclust.ucluster.training import Schedule
 
 log = logging.getLogger(__name__)
+CPU_EDGE_CHUNK = 65_536  # edges per chunk of the interaction network's inference on CPU
 
 
 class EdgeClassifier(nn.Module):
@@ -82,16 +83,62 @@ class InteractionEdgeClassifier(nn.Module):
         inner, outer = oriented(event.positions, edge_index.to(event.features.device))
         n = len(event.features)
         hits = self.hit_encoder(event.features)
-        edges = self.edge_encoder(edge_inputs(event, edge_index))
+        edges = mlp_on_edges(self.edge_encoder, inner, outer, event.features,
+                          pair_features(event.positions, torch.stack([inner, outer])))
         ones = torch.ones(len(inner), 1, device=hits.device)
         count_in = torch.zeros(n, 1, device=hits.device).index_add_(0, outer, ones).clamp(min=1)
         count_out = torch.zeros(n, 1, device=hits.device).index_add_(0, inner, ones).clamp(min=1)
         for edge_update, hit_update in zip(self.edge_updates, self.hit_updates, strict=True):
-            edges = edges + edge_update(torch.cat([edges, hits[inner], hits[outer]], dim=1))
+            edges = edges + mlp_on_edges(edge_update, inner, outer, hits, edges, edge_first=True)
             incoming = torch.zeros_like(hits).index_add_(0, outer, edges) / count_in
             outgoing = torch.zeros_like(hits).index_add_(0, inner, edges) / count_out
             hits = hits + hit_update(torch.cat([hits, incoming, outgoing], dim=1))
-        return self.output(torch.cat([edges, hits[inner], hits[outer]], dim=1)).squeeze(-1)
+        return mlp_on_edges(self.output, inner, outer, hits, edges, edge_first=True).squeeze(-1)
+
+
+@torch.no_grad()
+def chunked_edge_logits(model: "InteractionEdgeClassifier", event: TrackingEvent,
+                        edge_index: torch.Tensor, chunk: int = CPU_EDGE_CHUNK) -> torch.Tensor:
+    """`model.edge_logits` without gradients, edge chunk by edge chunk, so that each
+    step's per-edge tensors stay in the cache (the whole graph's are memory-bound)."""
+    inner, outer = oriented(event.positions, edge_index.to(event.features.device))
+    n = len(event.features)
+    hits = model.hit_encoder(event.features)
+    pairs = pair_features(event.positions, torch.stack([inner, outer]))
+    parts = list(zip(inner.split(chunk), outer.split(chunk), strict=True))
+    edges = [mlp_on_edges(model.edge_encoder, i, o, event.features, e)
+             for (i, o), e in zip(parts, pairs.split(chunk), strict=True)]
+    ones = torch.ones(len(inner), 1, device=hits.device)
+    count_in = torch.zeros(n, 1, device=hits.device).index_add_(0, outer, ones).clamp(min=1)
+    count_out = torch.zeros(n, 1, device=hits.device).index_add_(0, inner, ones).clamp(min=1)
+    for edge_update, hit_update in zip(model.edge_updates, model.hit_updates, strict=True):
+        incoming, outgoing = torch.zeros_like(hits), torch.zeros_like(hits)
+        for (i, o), e in zip(parts, edges, strict=True):
+            e += mlp_on_edges(edge_update, i, o, hits, e, edge_first=True)
+            incoming.index_add_(0, o, e)
+            outgoing.index_add_(0, i, e)
+        hits = hits + hit_update(torch.cat([hits, incoming / count_in, outgoing / count_out], 1))
+    return torch.cat([mlp_on_edges(model.output, i, o, hits, e, edge_first=True).squeeze(-1)
+                      for (i, o), e in zip(parts, edges, strict=True)])
+
+
+def mlp_on_edges(mlp: nn.Sequential, inner: torch.Tensor, outer: torch.Tensor,
+              hits: torch.Tensor, edges: torch.Tensor, edge_first: bool = False) -> torch.Tensor:
+    """`mlp` of [hits[inner], hits[outer], edges] per edge ([edges, hits[inner],
+    hits[outer]] if `edge_first`) without building that (E, 2 H + D) input: its first
+    layer's products with the hit states are taken once per hit and then gathered, which
+    costs a hit's work, not an edge's, in the graph's largest matrix product."""
+    first = mlp[0]
+    width, own = hits.shape[1], edges.shape[1]
+    start = own if edge_first else 0
+    weight_inner = first.weight[:, start:start + width]
+    weight_outer = first.weight[:, start + width:start + 2 * width]
+    weight_edge = first.weight[:, :own] if edge_first else first.weight[:, 2 * width:]
+    out = torch.addmm(first.bias, edges, weight_edge.T)
+    out = out + (hits @ weight_inner.T)[inner] + (hits @ weight_outer.T)[outer]
+    for layer in mlp[1:]:
+        out = layer(out)
+    return out
 
 
 def edge_classifier(architecture: str = "mlp", **arguments) -> nn.Module:
@@ -120,7 +167,9 @@ def edge_probabilities(model: nn.Module, event: TrackingEvent, edge_index: torch
     if isinstance(model, InteractionEdgeClassifier):
         if not edge_index.shape[1]:
             return torch.zeros(0, device=device)
-        return torch.sigmoid(model.edge_logits(event.to(device), edge_index.to(device)))
+        chunk = CPU_EDGE_CHUNK if torch.device(device).type == "cpu" else edge_index.shape[1]
+        return torch.sigmoid(chunked_edge_logits(model, event.to(device), edge_index.to(device),
+                                                 chunk))
     inputs = edge_inputs(event.to(device), edge_index)
     if not len(inputs):
         return torch.zeros(0, device=device)
