@@ -29,7 +29,7 @@ from hepclust.tracking.evaluation import (
 from hepclust.tracking.events import EventTables, event_name, read_events, split_events
 from hepclust.tracking.gnn import ClusteringGNN
 from hepclust.tracking.hit_features import HIT_FEATURES
-from hepclust.tracking.layer_union import layer_union
+from hepclust.tracking.layer_union import layer_union, mutual_best_links
 from hepclust.tracking.pipeline import (
     STAGES,
     ClusteringSettings,
@@ -235,6 +235,22 @@ def test_layer_union_keeps_out_a_fake_edge_that_would_put_two_hits_on_one_layer(
     weak = probability.copy()
     weak[0] = 0.01
     assert layer_union(edges, weak, layers, positions, 15.0).tolist() == labels.tolist()
+
+
+def test_mutual_best_links_go_first_and_keep_a_fake_from_crossing_over():
+    # Tracks 0-1-2 and 3-4-5 on layers 1-3; hits 1 and 4 lie 10 mm apart on layer 2, and a
+    # fake 1-5 beats the true 1-2 at hit 1 but loses to the true 4-5 at hit 5.
+    layers = np.array([1, 2, 3, 1, 2, 3])
+    positions = np.array([[100.0, 0, 0], [200.0, 0, 0], [300.0, 0, 0],
+                          [100.0, 100, 0], [200.0, 10, 0], [300.0, 100, 0]])
+    edges = np.array([[0, 1], [1, 2], [3, 4], [4, 5], [1, 5]]).T
+    probability = np.array([0.9, 0.9, 0.9, 0.97, 0.95])
+    assert mutual_best_links(edges, probability, layers).tolist() == [True, False, True,
+                                                                      True, False]
+    best_first = layer_union(edges, probability, layers, positions, 15.0, best_links_first=True)
+    assert best_first.tolist() == [0, 0, 0, 1, 1, 1]
+    plain = layer_union(edges, probability, layers, positions, 15.0)
+    assert plain[1] == plain[5]  # by probability alone the fake goes in
 
 
 def test_layer_union_joins_two_hits_of_one_layer_only_when_close():

@@ -9,6 +9,12 @@ hits is two tracks that a fake edge would merge. Unlike cutting components at a 
 threshold, the rule keeps a track's weak true edges wherever they join no second track:
 on the simulated events the connected components lose most of their score by splitting
 tracks into fragments, not by merging them (docs/tracking.md).
+
+With `best_links_first`, an edge that is the most probable of both its hits toward the
+other hit's layer goes before all others (in decreasing probability among themselves): a
+track continues from a hit to one hit of the next layer, so such mutual best links are
+the surest, and a fake edge of high probability that loses to a true one at either end
+waits until the tracks it would join are built and refuse it.
 """
 
 import numpy as np
@@ -21,10 +27,11 @@ def _as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor | np.ndarray,
                 layers: torch.Tensor | np.ndarray, positions: torch.Tensor | np.ndarray,
-                same_layer_mm: float) -> np.ndarray:
+                same_layer_mm: float, best_links_first: bool = False) -> np.ndarray:
     """Cluster labels (N,) int64 from 0 of hits on `layers` (N,) at `positions` (N, 3) in
-    mm, from the edges `edge_index` (2, E) joined in decreasing `probability` (E,) under
-    the one-hit-per-layer rule; hits no edge joins stay alone."""
+    mm, from the edges `edge_index` (2, E) joined in decreasing `probability` (E,) (the
+    mutual best links first if `best_links_first`) under the one-hit-per-layer rule; hits
+    no edge joins stay alone."""
     edges, p = _as_numpy(edge_index), _as_numpy(probability)
     layers, positions = _as_numpy(layers), _as_numpy(positions).astype(np.float64)
     if same_layer_mm < 0:
@@ -52,7 +59,8 @@ def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor
                         return False
         return True
 
-    order = np.argsort(-p, kind="stable")
+    first_tier = mutual_best_links(edges, p, layers) if best_links_first else np.ones(len(p), bool)
+    order = np.lexsort((-p, ~first_tier))
     for first, second in zip(edges[0, order].tolist(), edges[1, order].tolist(), strict=True):
         a, b = root(first), root(second)
         if a == b:
@@ -67,3 +75,20 @@ def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor
         members[b] = None
     roots = np.fromiter((root(hit) for hit in range(num_hits)), dtype=np.int64, count=num_hits)
     return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+
+
+def mutual_best_links(edges: np.ndarray, probability: np.ndarray, layers: np.ndarray) -> np.ndarray:
+    """Whether each edge (2, E) has the highest `probability` (E,) of the edges between
+    its first hit and the second hit's layer and of those between its second hit and the
+    first hit's layer (ties: the earlier edge)."""
+    best = np.ones(edges.shape[1], dtype=bool)
+    span = int(layers.max()) + 1 if len(layers) else 1
+    for here, there in (edges, edges[::-1]):
+        key = here.astype(np.int64) * span + layers[there]
+        order = np.lexsort((-probability, key))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = key[order][1:] != key[order][:-1]
+        wins = np.zeros(len(order), dtype=bool)
+        wins[order[first]] = True
+        best &= wins
+    return best

@@ -60,6 +60,7 @@ class ClusteringSettings:
     resplit_thresholds: tuple[float, ...] = (0.95, 0.97, 0.98, 0.99, 0.995, 0.998)
     resplit_max_hits: int = 20
     same_layer_mm: float = 15.0  # layer_union: one cluster's hits on one layer lie closer
+    best_links_first: bool = False  # layer_union: the mutual best links go first
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def initial_partition(refined: torch.Tensor, num_hits: int, clustering: Clusteri
         raise ValueError("initial 'layer_union' needs the event's hits")
     else:
         labels = layer_union(refined, probability, detector_layers(event.features),
-                             event.positions, clustering.same_layer_mm)
+                             event.positions, clustering.same_layer_mm,
+                             clustering.best_links_first)
     return torch.from_numpy(labels).to(device)
 
 

@@ -45,7 +45,8 @@ def clustering_settings(config: dict) -> ClusteringSettings:
                               edge_threshold=block["edge_threshold"],
                               resplit_thresholds=tuple(block["resplit"]["thresholds"]),
                               resplit_max_hits=block["resplit"]["max_hits"],
-                              same_layer_mm=block["same_layer_mm"])
+                              same_layer_mm=block["same_layer_mm"],
+                              best_links_first=block["best_links_first"])
 
 
 def baseline_settings(config: dict) -> BaselineSettings:
