@@ -43,15 +43,19 @@ def _geometry(event: TrackingEvent) -> dict[str, np.ndarray]:
             "layer": detector_layers(event.features).cpu().numpy()}
 
 
+def _z0(hits: dict[str, np.ndarray], inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    dr = hits["r"][outer] - hits["r"][inner]
+    sloped = np.abs(dr) > MIN_DR_FOR_Z0
+    slope = (hits["z"][outer] - hits["z"][inner]) / np.where(sloped, dr, 1.0)
+    return np.where(sloped, hits["z"][inner] - hits["r"][inner] * slope, 0.0)
+
+
 def _pair_quantities(hits: dict[str, np.ndarray], inner: np.ndarray,
                      outer: np.ndarray) -> np.ndarray:
     """(P, 3) dphi, deta, z0 of the pairs inner -> outer."""
     dphi = np.remainder(hits["phi"][outer] - hits["phi"][inner] + np.pi, 2 * np.pi) - np.pi
-    dr = hits["r"][outer] - hits["r"][inner]
-    sloped = np.abs(dr) > MIN_DR_FOR_Z0
-    slope = (hits["z"][outer] - hits["z"][inner]) / np.where(sloped, dr, 1.0)
-    z0 = np.where(sloped, hits["z"][inner] - hits["r"][inner] * slope, 0.0)
-    return np.stack([dphi, hits["eta"][outer] - hits["eta"][inner], z0], axis=1)
+    return np.stack([dphi, hits["eta"][outer] - hits["eta"][inner], _z0(hits, inner, outer)],
+                    axis=1)
 
 
 @dataclass(frozen=True)
@@ -79,9 +83,14 @@ class LayerPairGraph:
             outer = by_layer.get(int(outer_layer))
             if inner is None or outer is None:
                 continue
+            # The binary search leaves only pairs inside the dphi window; the cheap deta
+            # cut goes before z0, which is computed for its survivors only.
             a, b = _phi_window_pairs(hits["phi"], inner, outer, low[0], high[0])
-            values = _pair_quantities(hits, a, b)
-            keep = np.all((values >= low) & (values <= high), axis=1) & (a != b)
+            deta = hits["eta"][b] - hits["eta"][a]
+            keep = (deta >= low[1]) & (deta <= high[1]) & (a != b)
+            a, b = a[keep], b[keep]
+            z0 = _z0(hits, a, b)
+            keep = (z0 >= low[2]) & (z0 <= high[2])
             firsts.append(a[keep])
             seconds.append(b[keep])
         device = event.positions.device
