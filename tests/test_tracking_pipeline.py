@@ -28,7 +28,7 @@ from hepclust.tracking.evaluation import (
 )
 from hepclust.tracking.events import EventTables, event_name, read_events, split_events
 from hepclust.tracking.gnn import ClusteringGNN
-from hepclust.tracking.hit_features import HIT_FEATURES
+from hepclust.tracking.hit_features import HIT_FEATURES, detector_layers
 from hepclust.tracking.layer_union import layer_union, mutual_best_links
 from hepclust.tracking.pipeline import (
     STAGES,
@@ -282,6 +282,23 @@ def test_reconstruct_gives_every_hit_a_track_and_times_every_stage():
     # Threshold 0 keeps every candidate edge whose probability is above 0: all of them.
     assert found.refined.shape == found.candidates.shape
     assert found.clustering.depth <= 4
+
+
+def test_reconstruct_starts_split_from_the_layer_union_of_the_refined_edges():
+    event = synthetic_event()
+    tracking = event.tracking_event()
+    found = reconstruct(tracking, tiny_models(), GraphSettings(k=4, radius=None, threshold=0.0),
+                        ClusteringSettings(initial="layer_union", max_depth=4), "cpu")
+    assert found.initial.shape == (len(event.hits),)
+    labels = found.initial.numpy()
+    assert np.bincount(labels).max() >= 3  # the union joined hits
+    layers = detector_layers(tracking.features).numpy()
+    positions = tracking.positions.numpy()
+    for cluster in np.unique(labels):
+        hits = np.flatnonzero(labels == cluster)
+        for layer in np.unique(layers[hits]):
+            same = positions[hits[layers[hits] == layer]]
+            assert np.linalg.norm(same[:, None] - same[None], axis=2).max() <= 15.0
 
 
 # ---- alternatives and scoring ---------------------------------------------------------------
