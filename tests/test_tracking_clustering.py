@@ -578,6 +578,23 @@ def test_dbscan_helix_separates_helices():
     assert score_event(truth, submission) > 0.9
 
 
+def test_the_z0_scan_finds_helices_from_a_displaced_origin():
+    hits = helices()
+    shifted = hits.z.to_numpy() + 80.0  # every track from z0 = 80 mm
+    x, y = hits.x.to_numpy(), hits.y.to_numpy()
+    truth = pd.DataFrame({"hit_id": np.arange(len(hits)), "particle_id": hits.particle_id,
+                          "weight": 1.0})
+
+    def score(track_id: np.ndarray) -> float:
+        return score_event(truth, pd.DataFrame({"hit_id": np.arange(len(hits)),
+                                                "track_id": track_id}))
+
+    from_origin = score(dbscan_helix(x, y, shifted, eps=0.005))
+    scanned = score(dbscan_helix(x, y, shifted, eps=0.005, z0s=(-80.0, 0.0, 80.0)))
+    assert scanned > 0.9
+    assert scanned > from_origin
+
+
 def test_the_trackml_benchmark_kernel_finds_stiff_tracks_not_curling_ones():
     hits = helices()
     stiff = hits.particle_id.isin([3, 4]).to_numpy()  # 2 and 5 GeV

@@ -14,7 +14,7 @@ import yaml
 
 from hepclust.errors import InputError
 from hepclust.io.schema import TRACKML_EVENT_HITS, TRACKML_EVENT_PARTICLES
-from hepclust.tracking.alternatives import BaselineSettings, baseline_tracks
+from hepclust.tracking.alternatives import BaselineSettings, baseline_tracks, curvature_of
 from hepclust.tracking.baselines import connected_components
 from hepclust.tracking.checkpoints import load_graphs, load_module, save_graphs, save_module
 from hepclust.tracking.embedding import HitEmbedding
@@ -317,6 +317,11 @@ def test_every_alternative_labels_every_hit():
         assert seconds >= 0
     components = found["components_refined"][0]
     assert components[0] == components[1] == components[2] != components[3]
+    scanned = baseline_tracks(*(event.hits[c].to_numpy() for c in "xyz"), torch.randn(n, 4),
+                              torch.randn(n, 3), refined,
+                              BaselineSettings(helix_curvatures=3, helix_z0=(-50.0, 0.0)))
+    assert scanned["dbscan_helix_z0"][0].shape == (n,)
+    assert curvature_of(0.3) == pytest.approx(1e-3)  # 0.3 GeV in 2 T: R = 0.5 m
 
 
 def test_perfect_tracks_score_one_and_rescore_from_the_written_files(tmp_path):

@@ -19,6 +19,13 @@ from hepclust.tracking.baselines import (
 from hepclust.tracking.graph import neighbour_graph
 
 HELIX_CURVATURE_MAX = 1e-3  # 1/mm: a 0.3 GeV particle in 2 T
+FIELD_T = 2.0  # TrackML's solenoid
+
+
+def curvature_of(pt: float) -> float:
+    """1 / (2 R) in 1/mm of a unit-charge particle of transverse momentum `pt` (GeV) in
+    FIELD_T: R = pt / (0.3 B) metres."""
+    return 0.3 * FIELD_T / (2.0 * pt * 1000.0)
 # Neighbours per hit of the radius graph on the GNN output: more than a track has hits,
 # and a bound on the work where a poorly trained GNN puts every hit in one ball.
 GNN_NEIGHBOURS = 32
@@ -31,6 +38,8 @@ class BaselineSettings:
     embedding_eps: float = 0.1  # DBSCAN on the stage-1 embedding
     gnn_eps: float = 0.3  # DBSCAN and the radius graph on the GNN's output
     min_samples: int = 3
+    helix_z0: tuple[float, ...] = ()  # dbscan_helix_z0's origins on the beam line (mm)
+    helix_min_pt: float = 0.15  # GeV: dbscan_helix_z0's curvature scan reaches it in 2 T
 
 
 def baseline_tracks(x: np.ndarray, y: np.ndarray, z: np.ndarray, embedding: torch.Tensor,
@@ -55,6 +64,11 @@ def baseline_tracks(x: np.ndarray, y: np.ndarray, z: np.ndarray, embedding: torc
             neighbour_graph(gnn_output, GNN_NEIGHBOURS, settings.gnn_eps), n),
         "components_refined": lambda: connected_components(refined, n),
     }
+    if settings.helix_z0:
+        # The thesis's row: a z0 scan, curvatures down to helix_min_pt, min_samples 1.
+        wide = np.linspace(-1, 1, settings.helix_curvatures) * curvature_of(settings.helix_min_pt)
+        methods["dbscan_helix_z0"] = lambda: dbscan_helix(
+            x, y, z, settings.helix_eps, 1, wide, z0s=settings.helix_z0)
     if initial is not None:
         methods["split_stop_start"] = lambda: initial.cpu().numpy()
     found = {}

@@ -21,6 +21,7 @@ scan reaches c = 1e-3 / mm, a 0.3 GeV particle in 2 T.
 """
 
 from collections.abc import Sequence
+from itertools import product
 
 import numpy as np
 import torch
@@ -61,31 +62,33 @@ def dbscan_embedding(embedding: np.ndarray | torch.Tensor, eps: float = 0.1,
 
 
 def unrolled_features(x: np.ndarray, y: np.ndarray, z: np.ndarray, curvature: float,
-                      z_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                      z_scale: float = 1.0, z0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(features (n, 3), valid (n,)) of the hits unrolled at one curvature (see the
-    module's docstring); invalid hits have |c r| > 1."""
+    module's docstring), for tracks from z = `z0` on the beam line; invalid hits have
+    |c r| > 1."""
     r, phi = np.hypot(x, y), np.arctan2(y, x)
     sine = curvature * r
     valid = np.abs(sine) <= 1.0
     alpha = np.arcsin(np.clip(sine, -1.0, 1.0))
     arc = r if curvature == 0 else np.divide(alpha, curvature)
     phi0 = phi - alpha
-    slope = np.divide(z, arc, out=np.zeros_like(z, dtype=np.float64), where=arc > 0)
+    slope = np.divide(z - z0, arc, out=np.zeros_like(z, dtype=np.float64), where=arc > 0)
     return np.column_stack([np.cos(phi0), np.sin(phi0), z_scale * slope]), valid
 
 
 def dbscan_helix(x: np.ndarray, y: np.ndarray, z: np.ndarray, eps: float = 0.01,
                  min_samples: int = 3, curvatures: Sequence[float] = CURVATURES,
-                 z_scale: float = 0.5, max_track_hits: int = 20) -> np.ndarray:
+                 z_scale: float = 0.5, max_track_hits: int = 20,
+                 z0s: Sequence[float] = (0.0,)) -> np.ndarray:
     """Tracks of one event's hits (positions in mm) by DBSCAN on helix-unrolled
-    coordinates over a scan of curvatures, merged as the module's docstring tells.
-    Returns (n,) int64 track ids."""
+    coordinates over a scan of curvatures (within a scan of track origins `z0s` on the
+    beam line, mm), merged as the module's docstring tells. Returns (n,) int64 track ids."""
     x, y, z = (np.asarray(a, dtype=np.float64) for a in (x, y, z))
     labels = np.full(len(x), -1, dtype=np.int64)
     sizes = np.zeros(len(x), dtype=np.int64)  # the size of each hit's current cluster
     offset = 0
-    for curvature in curvatures:
-        features, valid = unrolled_features(x, y, z, float(curvature), z_scale)
+    for z0, curvature in product(z0s, curvatures):
+        features, valid = unrolled_features(x, y, z, float(curvature), z_scale, float(z0))
         if valid.sum() < min_samples:
             continue
         step = np.full(len(x), -1, dtype=np.int64)

@@ -50,4 +50,5 @@ def clustering_settings(config: dict) -> ClusteringSettings:
 
 
 def baseline_settings(config: dict) -> BaselineSettings:
-    return BaselineSettings(**config["baselines"])
+    block = config["baselines"]
+    return BaselineSettings(**{**block, "helix_z0": tuple(block["helix_z0"])})
