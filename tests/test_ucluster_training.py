@@ -95,6 +95,25 @@ def test_frozen_norms_train_with_their_running_statistics(tmp_path, freeze):
                                       nn.BatchNorm1d(2))) == 2
 
 
+def test_the_step_hook_sees_every_step_and_the_model_trains_again(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 3), MaskedBatchNorm(3), nn.Linear(3, 2))
+    calls = []
+
+    def after_step(epoch, step, last):
+        calls.append((epoch, step, last))
+        model.eval()  # as a hook that evaluates the model does
+
+    def loss(batch, epoch):
+        assert model.training
+        assert model[1].training  # not frozen
+        return nn.functional.cross_entropy(model(batch["x"]), batch["y"])
+
+    train(model, toy_data(), loss, 2, 16, tmp_path, seed=1, device=torch.device("cpu"),
+          after_step=after_step)
+    # 40 examples in batches of 16: 3 steps per epoch.
+    assert calls == [(e, s, s == 2) for e in range(2) for s in range(3)]
+
+
 def test_learning_rate_halves_every_three_epochs_down_to_the_floor():
     schedule = Schedule(lr=1e-3, halving_epochs=3, lr_min=1e-5)
     assert [schedule.at(e) for e in (0, 2, 3, 6)] == [1e-3, 1e-3, 5e-4, 2.5e-4]
