@@ -114,6 +114,34 @@ def test_the_step_hook_sees_every_step_and_the_model_trains_again(tmp_path):
     assert calls == [(e, s, s == 2) for e in range(2) for s in range(3)]
 
 
+def test_precise_norm_statistics_average_every_batch_alike():
+    """The running statistics become the mean of the batch statistics over all the data
+    (3 batches: 16, 16 and 8 examples), the momentum is restored and the model evaluates."""
+    from hepclust.ucluster.abcnet import MaskedBatchNorm as Norm
+    from hepclust.ucluster.training import precise_norm_statistics
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = Norm(3)
+
+        def forward(self, features, mask):
+            return self.norm(features)
+
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(2)) * 3 + 1
+    model = Net()
+    model.norm.running_mean.fill_(7.0)
+    assert precise_norm_statistics(model, {"features": x, "mask": torch.ones(40)}, 16,
+                                   torch.device("cpu")) == 1
+    chunks = x.split(16)
+    torch.testing.assert_close(model.norm.running_mean,
+                               torch.stack([c.mean(0) for c in chunks]).mean(0))
+    torch.testing.assert_close(model.norm.running_var,
+                               torch.stack([c.var(0) for c in chunks]).mean(0))
+    assert model.norm.momentum == 0.1
+    assert not model.training
+
+
 def test_learning_rate_halves_every_three_epochs_down_to_the_floor():
     schedule = Schedule(lr=1e-3, halving_epochs=3, lr_min=1e-5)
     assert [schedule.at(e) for e in (0, 2, 3, 6)] == [1e-3, 1e-3, 5e-4, 2.5e-4]

@@ -158,6 +158,35 @@ def freeze_norms(model: nn.Module) -> int:
     return frozen
 
 
+@torch.no_grad()
+def precise_norm_statistics(model: nn.Module, data: Batch, batch_size: int,
+                            device: torch.device) -> int:
+    """Set the running statistics of every batch norm to the average of its batch
+    statistics over all of `data` (batches of `batch_size`, in order), instead of the
+    exponential average of the last few training batches. With small training batches
+    those few batches move the evaluation-mode output enough to reshuffle a clustering
+    (docs/ucluster.md). The model's parameters stay; it is left in evaluation mode.
+    Returns how many layers."""
+    norms = [module for module in model.modules()
+             if getattr(module, "running_mean", None) is not None]
+    momenta = [module.momentum for module in norms]
+    for module in norms:
+        module.running_mean.zero_()
+        module.running_var.fill_(1.0)
+    model.to(device).train()
+    n = len(data["features"])
+    inputs = [name for name in ("features", "mask", "global_features") if name in data]
+    for index, start in enumerate(range(0, n, batch_size)):
+        for module in norms:
+            module.momentum = 1.0 / (index + 1)  # the running value: the mean so far
+        chunk = slice(start, start + batch_size)
+        model(*(data[name][chunk].to(device) for name in inputs))
+    for module, momentum in zip(norms, momenta, strict=True):
+        module.momentum = momentum
+    model.eval()
+    return len(norms)
+
+
 def optimizer_state(checkpoints: str | Path) -> dict:
     """The optimiser state after the last finished epoch of a stage's `checkpoints`."""
     path = Path(checkpoints) / "last.pt"
