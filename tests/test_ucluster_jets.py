@@ -145,7 +145,8 @@ class Toy(nn.Module):
         return embedding, embedding
 
 
-def test_joint_phase_balances_beta_and_carries_the_optimiser_over(tmp_path):
+@pytest.mark.parametrize("factor", [1.0, 0.25])
+def test_joint_phase_balances_beta_and_carries_the_optimiser_over(tmp_path, factor):
     torch.manual_seed(0)
     model = Toy()
     x = torch.randn(64, 2)
@@ -159,7 +160,7 @@ def test_joint_phase_balances_beta_and_carries_the_optimiser_over(tmp_path):
           seed=1, device=torch.device("cpu"))
     state = optimizer_state(tmp_path / "pre")
     settings = phases.ClusterSettings(epochs=1, batch_size=16, beta=None, alpha_start=1.0,
-                                      alpha_step=1.0, init="kmeans")
+                                      alpha_step=1.0, init="kmeans", beta_factor=factor)
     with torch.no_grad():
         embedding = model(x, None)[1]
         start = torch.tensor(phases.initial_centroids("kmeans", embedding.numpy(), None, 2, 4),
@@ -171,7 +172,7 @@ def test_joint_phase_balances_beta_and_carries_the_optimiser_over(tmp_path):
     _, history = phases.train_clustering(model, data, task_loss, settings, 2, 4,
                                          torch.device("cpu"), tmp_path / "joint",
                                          start_optimizer=state)
-    assert history[0]["beta"] == pytest.approx(expected_beta, rel=1e-5)
+    assert history[0]["beta"] == pytest.approx(factor * expected_beta, rel=1e-5)
     joint = optimizer_state(tmp_path / "joint")
     assert len(joint["param_groups"]) == 2  # the network's, then the centroids'
     # Adam's step count went on from the pretraining's 2 epochs x 4 batches.

@@ -53,7 +53,8 @@ class PretrainSettings:
 @dataclass(frozen=True)
 class ClusterSettings:
     """The joint phase. `beta` None: balanced, the task loss over the cluster loss at the
-    start of the phase (the paper: beta such that both terms are the same size). The
+    start of the phase (the paper: beta such that both terms are the same size), times
+    `beta_factor`. The
     learning rate schedule goes on from epoch `first_schedule_epoch` (the pretraining's
     length), unless `restart_schedule`, which starts it again at `schedule.lr`.
     `freeze_norm`: batch normalisation uses its running statistics in this phase, so the
@@ -74,6 +75,7 @@ class ClusterSettings:
     restart_schedule: bool = False
     freeze_norm: bool = False
     refit_steps: int = 0
+    beta_factor: float = 1.0
 
     def __post_init__(self):
         if self.init not in INITS:
@@ -283,9 +285,9 @@ def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
     refit = _refit_hook(model, data, labels, centroids, settings, clusters, device)
     beta = settings.beta
     if beta is None:
-        beta = balanced_beta(*_mean_loss_terms(model, data, task_loss, centroids.detach(),
-                                               settings.alpha_start, settings.batch_size,
-                                               device))
+        beta = settings.beta_factor * balanced_beta(*_mean_loss_terms(
+            model, data, task_loss, centroids.detach(), settings.alpha_start,
+            settings.batch_size, device))
 
     def loss(batch: Batch, epoch: int) -> torch.Tensor:
         task, embedding = task_loss(batch)
