@@ -220,3 +220,27 @@ def test_one_head_edge_attention_gradient():
               torch.randn(5, dtype=torch.double, requires_grad=True)]
     assert torch.autograd.gradcheck(
         lambda *tensors: OneHeadEdgeAttention.apply(*tensors, index, valid, 0.2), inputs)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_frozen_norms_hold_in_training_mode(heads):
+    """With every batch norm frozen (`training.freeze_norms`), the model in training mode
+    gives what it gives in evaluation mode and moves no running statistic, the GAPLayers'
+    edge norms included (they used to follow the layer's mode, not the norm's)."""
+    from hepclust.ucluster.training import freeze_norms
+
+    model = small(heads=heads)
+    x, mask = batch([7, 5, 9], 9)
+    model.train()
+    model(x, mask)  # running statistics away from their initial values
+    model.eval()
+    logits, embedding = model(x, mask)
+    buffers = {name: value.clone() for name, value in model.named_buffers()}
+    model.train()
+    assert freeze_norms(model) > 0
+    model(*batch([3, 8, 4], 9, seed=3))  # another batch first: nothing may move
+    train_logits, train_embedding = model(x, mask)
+    torch.testing.assert_close(train_logits, logits)
+    torch.testing.assert_close(train_embedding, embedding)
+    for name, value in model.named_buffers():
+        assert torch.equal(value, buffers[name]), name

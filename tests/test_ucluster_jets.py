@@ -18,7 +18,7 @@ from hepclust.ucluster.jets import (
     select_mass_window,
 )
 from hepclust.ucluster.observables import OBSERVABLES, jet_observables, leading_mass
-from hepclust.ucluster.training import optimizer_state, train
+from hepclust.ucluster.training import Schedule, optimizer_state, train
 
 SECTION = {"neighbours": 4, "embedding_size": 3, "pooling": "mean",
            "supervised_embedding_size": 64, "supervised_pooling": "mean_log_n",
@@ -145,7 +145,8 @@ class Toy(nn.Module):
         return embedding, embedding
 
 
-def test_joint_phase_balances_beta_and_carries_the_optimiser_over(tmp_path):
+@pytest.mark.parametrize("factor", [1.0, 0.25])
+def test_joint_phase_balances_beta_and_carries_the_optimiser_over(tmp_path, factor):
     torch.manual_seed(0)
     model = Toy()
     x = torch.randn(64, 2)
@@ -159,7 +160,7 @@ def test_joint_phase_balances_beta_and_carries_the_optimiser_over(tmp_path):
           seed=1, device=torch.device("cpu"))
     state = optimizer_state(tmp_path / "pre")
     settings = phases.ClusterSettings(epochs=1, batch_size=16, beta=None, alpha_start=1.0,
-                                      alpha_step=1.0, init="kmeans")
+                                      alpha_step=1.0, init="kmeans", beta_factor=factor)
     with torch.no_grad():
         embedding = model(x, None)[1]
         start = torch.tensor(phases.initial_centroids("kmeans", embedding.numpy(), None, 2, 4),
@@ -171,7 +172,7 @@ def test_joint_phase_balances_beta_and_carries_the_optimiser_over(tmp_path):
     _, history = phases.train_clustering(model, data, task_loss, settings, 2, 4,
                                          torch.device("cpu"), tmp_path / "joint",
                                          start_optimizer=state)
-    assert history[0]["beta"] == pytest.approx(expected_beta, rel=1e-5)
+    assert history[0]["beta"] == pytest.approx(factor * expected_beta, rel=1e-5)
     joint = optimizer_state(tmp_path / "joint")
     assert len(joint["param_groups"]) == 2  # the network's, then the centroids'
     # Adam's step count went on from the pretraining's 2 epochs x 4 batches.
@@ -207,3 +208,36 @@ def test_baselines_run_on_a_training_split_smaller_than_k():
                              {"observables": observables[:6], "label": labels[:6]}, seed=0,
                              classes=["W", "Z", "top"])
     assert 0 <= tree["accuracy"] <= 1
+
+
+def test_refitted_centroids_follow_the_embedding_and_keep_the_start_partition(tmp_path):
+    """With refit_steps the centroids end fitted to the start's partition on the final
+    embedding (here moved far by a large learning rate), so they assign every example to
+    its starting cluster."""
+    torch.manual_seed(0)
+    model = Toy()
+    x = torch.cat([0.3 * torch.randn(32, 2) + 3.0, 0.3 * torch.randn(32, 2) - 3.0])
+    data = {"features": x, "mask": torch.ones(64, dtype=torch.bool), "y": (x[:, 0] > 0).long()}
+
+    def task_loss(batch):
+        logits, embedding = model(batch["features"], batch["mask"])
+        return nn.functional.cross_entropy(logits, batch["y"]), embedding
+
+    with torch.no_grad():
+        before = model(x, None)[1].numpy()
+    start, labels = phases.initial_partition("kmeans", before, None, 2, 4)
+    settings = phases.ClusterSettings(epochs=2, batch_size=16, beta=1.0, alpha_start=1.0,
+                                      alpha_step=1.0, init="kmeans", refit_steps=2,
+                                      schedule=Schedule(lr=0.5))
+    centroids, _ = phases.train_clustering(model, data, task_loss, settings, 2, 4,
+                                           torch.device("cpu"), tmp_path / "joint")
+    with torch.no_grad():
+        after = model(x, None)[1].numpy()
+    assert np.abs(after - before).max() > 1.0
+    np.testing.assert_allclose(centroids.numpy(), phases.fit_centroids(after, labels, 2),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(evaluation.nearest_centroid(after, centroids.numpy()), labels)
+    assert not np.allclose(centroids.numpy(), start)
+    with pytest.raises(ValueError, match="refit_steps"):
+        phases.ClusterSettings(epochs=1, batch_size=4, beta=1.0, alpha_start=1.0,
+                               alpha_step=1.0, refit_steps=-1)

@@ -95,6 +95,53 @@ def test_frozen_norms_train_with_their_running_statistics(tmp_path, freeze):
                                       nn.BatchNorm1d(2))) == 2
 
 
+def test_the_step_hook_sees_every_step_and_the_model_trains_again(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 3), MaskedBatchNorm(3), nn.Linear(3, 2))
+    calls = []
+
+    def after_step(epoch, step, last):
+        calls.append((epoch, step, last))
+        model.eval()  # as a hook that evaluates the model does
+
+    def loss(batch, epoch):
+        assert model.training
+        assert model[1].training  # not frozen
+        return nn.functional.cross_entropy(model(batch["x"]), batch["y"])
+
+    train(model, toy_data(), loss, 2, 16, tmp_path, seed=1, device=torch.device("cpu"),
+          after_step=after_step)
+    # 40 examples in batches of 16: 3 steps per epoch.
+    assert calls == [(e, s, s == 2) for e in range(2) for s in range(3)]
+
+
+def test_precise_norm_statistics_average_every_batch_alike():
+    """The running statistics become the mean of the batch statistics over all the data
+    (3 batches: 16, 16 and 8 examples), the momentum is restored and the model evaluates."""
+    from hepclust.ucluster.abcnet import MaskedBatchNorm as Norm
+    from hepclust.ucluster.training import precise_norm_statistics
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = Norm(3)
+
+        def forward(self, features, mask):
+            return self.norm(features)
+
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(2)) * 3 + 1
+    model = Net()
+    model.norm.running_mean.fill_(7.0)
+    assert precise_norm_statistics(model, {"features": x, "mask": torch.ones(40)}, 16,
+                                   torch.device("cpu")) == 1
+    chunks = x.split(16)
+    torch.testing.assert_close(model.norm.running_mean,
+                               torch.stack([c.mean(0) for c in chunks]).mean(0))
+    torch.testing.assert_close(model.norm.running_var,
+                               torch.stack([c.var(0) for c in chunks]).mean(0))
+    assert model.norm.momentum == 0.1
+    assert not model.training
+
+
 def test_learning_rate_halves_every_three_epochs_down_to_the_floor():
     schedule = Schedule(lr=1e-3, halving_epochs=3, lr_min=1e-5)
     assert [schedule.at(e) for e in (0, 2, 3, 6)] == [1e-3, 1e-3, 5e-4, 2.5e-4]

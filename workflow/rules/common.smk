@@ -212,7 +212,7 @@ def jet_seeds():
 
 
 JET_TRAINING_KEYS = ["neighbours", "embedding_size", "pooling", "batch_size", "lr",
-                     "lr_halving_epochs", "lr_min"]
+                     "lr_halving_epochs", "lr_min", "precise_norm_statistics"]
 
 
 def section_settings(section, *keys):

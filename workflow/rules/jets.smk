@@ -76,6 +76,8 @@ rule train_ucluster_jets:
             "alpha_step",
             "cluster_init",
             "restart_schedule",
+            "freeze_norm",
+            "centroid_refit_steps",
         ),
         device=config["device"],
         processes=config["jet_clustering"]["processes"],

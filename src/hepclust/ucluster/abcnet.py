@@ -255,7 +255,9 @@ class GAPLayer(nn.Module):
         """
         norm = self.edge.norm
         projected = F.linear(x, self.edge.linear.weight)
-        if self.training:
+        # The norm's own mode, not the layer's: `training.freeze_norms` puts the norm alone
+        # in evaluation mode, and then its running statistics must hold here too.
+        if norm.training:
             weight = valid.to(x.dtype)
             adjacency = torch.zeros(*index.shape[:2], index.shape[1], dtype=x.dtype,
                                     device=x.device).scatter_add_(2, index, weight)

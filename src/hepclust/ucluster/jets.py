@@ -28,13 +28,22 @@ from hepclust.ucluster.features import (
 )
 from hepclust.ucluster.losses import focal_loss
 from hepclust.ucluster.observables import jet_observables, leading_mass
-from hepclust.ucluster.training import Batch, Schedule, optimizer_state, predict, train
+from hepclust.ucluster.training import (
+    Batch,
+    Schedule,
+    optimizer_state,
+    precise_norm_statistics,
+    predict,
+    train,
+)
 
 MASS_CLASSES = 20
 # The tensors training reads; the prepared splits also hold "visible_mass" (the mass of
 # the particles the network sees) and "observables" (`observables.OBSERVABLES`).
 ARRAYS = ("features", "mask", "mass_class", "label", "jet_mass")
 EARLY_STOPPING_JETS = 1000
+# Jets per batch of the pass that sets the batch norms' statistics after training.
+NORM_STATISTICS_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -150,13 +159,17 @@ def _mass_class_loss(model: ABCNet, gamma: float) -> phases.TaskLoss:
 
 def pretrain(train_arrays: dict, *, network: NetworkSettings,
              phase: phases.PretrainSettings, gamma: float, seed: int, device: torch.device,
-             checkpoints) -> tuple[ABCNet, list[dict], dict]:
+             checkpoints, precise_norm: bool = False) -> tuple[ABCNet, list[dict], dict]:
     """ABCNet trained on the jet-mass class with the focal loss alone: (model, history,
-    the optimiser's final state)."""
+    the optimiser's final state). `precise_norm`: the batch norms' running statistics are
+    then averaged over the whole training split (`precise_norm_statistics`)."""
     torch.manual_seed(seed)
     model = new_model(network, MASS_CLASSES)
-    history = phases.pretrain(model, tensors(train_arrays), _mass_class_loss(model, gamma),
-                              phase, seed, device, checkpoints)
+    data = tensors(train_arrays)
+    history = phases.pretrain(model, data, _mass_class_loss(model, gamma), phase, seed,
+                              device, checkpoints)
+    if precise_norm:
+        precise_norm_statistics(model, data, NORM_STATISTICS_BATCH, device)
     return model, history, optimizer_state(checkpoints)
 
 
@@ -178,9 +191,9 @@ def train_clustering(model: ABCNet, train_arrays: dict, *, phase: phases.Cluster
 def train_supervised(train_arrays: dict, *, network: NetworkSettings, classes: int,
                      epochs: int,
                      batch_size: int, schedule: Schedule, seed: int, device: torch.device,
-                     checkpoints) -> tuple[ABCNet, list[dict]]:
+                     checkpoints, precise_norm: bool = False) -> tuple[ABCNet, list[dict]]:
     """The upper bound: the network trained on the true labels (cross-entropy), one
-    output per class of the analysis."""
+    output per class of the analysis; `precise_norm` as in `pretrain`."""
     torch.manual_seed(seed)
     model = new_model(network, classes)
 
@@ -188,8 +201,11 @@ def train_supervised(train_arrays: dict, *, network: NetworkSettings, classes: i
         logits, _ = model(batch["features"], batch["mask"])
         return focal_loss(logits, batch["label"], gamma=0.0)
 
-    history = train(model, tensors(train_arrays), loss, epochs, batch_size, checkpoints, seed,
-                    device, schedule, desc="supervised")
+    data = tensors(train_arrays)
+    history = train(model, data, loss, epochs, batch_size, checkpoints, seed, device, schedule,
+                    desc="supervised")
+    if precise_norm:
+        precise_norm_statistics(model, data, NORM_STATISTICS_BATCH, device)
     return model, history
 
 

@@ -37,6 +37,8 @@ Init = Literal["kmeans", "kl", "kl_fit"]
 INITS: tuple[str, ...] = get_args(Init)
 # Examples over which the two loss terms are averaged to balance beta.
 BALANCE_EXAMPLES = 4096
+# Examples whose embeddings the centroids are re-fitted on within an epoch (`refit_steps`).
+REFIT_EXAMPLES = 2048
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,16 @@ class PretrainSettings:
 @dataclass(frozen=True)
 class ClusterSettings:
     """The joint phase. `beta` None: balanced, the task loss over the cluster loss at the
-    start of the phase (the paper: beta such that both terms are the same size). The
+    start of the phase (the paper: beta such that both terms are the same size), times
+    `beta_factor`. The
     learning rate schedule goes on from epoch `first_schedule_epoch` (the pretraining's
     length), unless `restart_schedule`, which starts it again at `schedule.lr`.
     `freeze_norm`: batch normalisation uses its running statistics in this phase, so the
-    embeddings the centroids train on are the ones events are assigned with."""
+    embeddings the centroids train on are the ones events are assigned with.
+    `refit_steps` > 0: every that many steps the centroids are re-fitted (`fit_centroids`)
+    to the start's partition on the first REFIT_EXAMPLES examples' current embeddings,
+    and on every example's at the end of each epoch, so they follow the embedding as the
+    network moves it; 0: they train by gradient alone (the paper)."""
 
     epochs: int
     batch_size: int
@@ -67,10 +74,14 @@ class ClusterSettings:
     init: Init = "kmeans"
     restart_schedule: bool = False
     freeze_norm: bool = False
+    refit_steps: int = 0
+    beta_factor: float = 1.0
 
     def __post_init__(self):
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.refit_steps < 0:
+            raise ValueError(f"refit_steps must be >= 0, got {self.refit_steps}")
 
 
 def schedule(settings: dict) -> Schedule:
@@ -85,7 +96,8 @@ def pretrain_settings(settings: dict) -> PretrainSettings:
 
 def cluster_settings(settings: dict) -> ClusterSettings:
     """From a config section; `beta` "balanced" is None, `cluster_init` defaults to
-    kmeans and `restart_schedule` to false where the section has none."""
+    kmeans, `restart_schedule` and `freeze_norm` to false and `centroid_refit_steps` to 0
+    where the section has none."""
     beta = settings["beta"]
     return ClusterSettings(epochs=settings["cluster_epochs"], batch_size=settings["batch_size"],
                            beta=None if beta == "balanced" else float(beta),
@@ -93,7 +105,9 @@ def cluster_settings(settings: dict) -> ClusterSettings:
                            alpha_step=settings["alpha_step"], schedule=schedule(settings),
                            first_schedule_epoch=settings["pretrain_epochs"],
                            init=settings.get("cluster_init", "kmeans"),
-                           restart_schedule=settings.get("restart_schedule", False))
+                           restart_schedule=settings.get("restart_schedule", False),
+                           freeze_norm=settings.get("freeze_norm", False),
+                           refit_steps=settings.get("centroid_refit_steps", 0))
 
 
 def pretrain(model: nn.Module, data: Batch, task_loss: TaskLoss,
@@ -205,19 +219,27 @@ def fit_centroids(embedding: np.ndarray, labels: np.ndarray, clusters: int,
     return centroids.detach().numpy().astype(embedding.dtype)
 
 
-def initial_centroids(init: Init, embedding: np.ndarray, probabilities: np.ndarray | None,
-                      clusters: int, seed: int) -> np.ndarray:
-    """The (K, E) centroids that option `init` (`INITS`) starts the joint phase from."""
+def initial_partition(init: Init, embedding: np.ndarray, probabilities: np.ndarray | None,
+                      clusters: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centroids (K, E), labels (N,)): where option `init` (`INITS`) starts the joint phase
+    and the partition of the examples it starts from (k-means' or the KL k-means')."""
     if init == "kmeans":
-        return evaluation.kmeans(embedding, clusters, seed).cluster_centers_
+        fitted = evaluation.kmeans(embedding, clusters, seed)
+        return fitted.cluster_centers_, fitted.labels_
     if init in ("kl", "kl_fit"):
         if probabilities is None:
             raise ValueError(f"the {init} initialisation needs the head's class probabilities")
         labels, _ = kl_kmeans(probabilities, clusters, seed)
         if init == "kl_fit":
-            return fit_centroids(embedding, labels, clusters)
-        return np.stack([embedding[labels == k].mean(axis=0) for k in range(clusters)])
+            return fit_centroids(embedding, labels, clusters), labels
+        return np.stack([embedding[labels == k].mean(axis=0) for k in range(clusters)]), labels
     raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+
+
+def initial_centroids(init: Init, embedding: np.ndarray, probabilities: np.ndarray | None,
+                      clusters: int, seed: int) -> np.ndarray:
+    """The (K, E) centroids that option `init` (`INITS`) starts the joint phase from."""
+    return initial_partition(init, embedding, probabilities, clusters, seed)[0]
 
 
 def balanced_beta(task_loss: float, cluster_loss_value: float) -> float:
@@ -258,13 +280,14 @@ def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
                                                        device)
     else:
         probabilities, embedding = None, embeddings(model, data, settings.batch_size, device)
-    start = initial_centroids(settings.init, embedding, probabilities, clusters, seed)
+    start, labels = initial_partition(settings.init, embedding, probabilities, clusters, seed)
     centroids = nn.Parameter(torch.tensor(start, dtype=torch.float32, device=device))
+    refit = _refit_hook(model, data, labels, centroids, settings, clusters, device)
     beta = settings.beta
     if beta is None:
-        beta = balanced_beta(*_mean_loss_terms(model, data, task_loss, centroids.detach(),
-                                               settings.alpha_start, settings.batch_size,
-                                               device))
+        beta = settings.beta_factor * balanced_beta(*_mean_loss_terms(
+            model, data, task_loss, centroids.detach(), settings.alpha_start,
+            settings.batch_size, device))
 
     def loss(batch: Batch, epoch: int) -> torch.Tensor:
         task, embedding = task_loss(batch)
@@ -275,8 +298,31 @@ def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
     history = train(model, data, loss, settings.epochs, settings.batch_size, checkpoints, seed,
                     device, settings.schedule, extra=[centroids], first_schedule_epoch=first,
                     desc=f"clustering K={clusters}", start_optimizer=start_optimizer,
-                    freeze_norm=settings.freeze_norm)
+                    freeze_norm=settings.freeze_norm, after_step=refit)
     for entry in history:
         entry["beta"] = beta
     return centroids.detach(), history
 
+
+
+def _refit_hook(model: nn.Module, data: Batch, labels: np.ndarray, centroids: nn.Parameter,
+                settings: ClusterSettings, clusters: int, device: torch.device):
+    """The training loop's `after_step` that re-fits the centroids to the start partition
+    `labels` (`ClusterSettings.refit_steps`); None if they train by gradient alone."""
+    if settings.refit_steps == 0:
+        return None
+    subset = {name: tensor[:REFIT_EXAMPLES] for name, tensor in data.items()}
+
+    def after_step(epoch: int, step: int, last: bool) -> None:
+        if last:
+            fitted = fit_centroids(embeddings(model, data, settings.batch_size, device),
+                                   labels, clusters)
+        elif (step + 1) % settings.refit_steps == 0:
+            fitted = fit_centroids(embeddings(model, subset, settings.batch_size, device),
+                                   labels[:REFIT_EXAMPLES], clusters)
+        else:
+            return
+        with torch.no_grad():
+            centroids.copy_(torch.as_tensor(fitted, dtype=centroids.dtype, device=device))
+
+    return after_step

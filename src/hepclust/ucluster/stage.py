@@ -34,7 +34,8 @@ def train_stage(stage: str, *, train: str | Path, model: str | Path, history: st
         network = jets.network_settings(settings)
         model_net, trained, optimizer = jets.pretrain(
             arrays, network=network, phase=phases.pretrain_settings(settings),
-            gamma=settings["gamma"], seed=seed, device=device, checkpoints=checkpoints)
+            gamma=settings["gamma"], seed=seed, device=device, checkpoints=checkpoints,
+            precise_norm=settings.get("precise_norm_statistics", False))
         classes = jets.MASS_CLASSES
     elif stage == "jets-ucluster":
         model_net, _ = jets.load_model(pretrained, device)
@@ -50,7 +51,8 @@ def train_stage(stage: str, *, train: str | Path, model: str | Path, history: st
         model_net, trained = jets.train_supervised(
             arrays, network=network, classes=classes, epochs=settings["supervised_epochs"],
             batch_size=settings["batch_size"], schedule=phases.schedule(settings), seed=seed,
-            device=device, checkpoints=checkpoints)
+            device=device, checkpoints=checkpoints,
+            precise_norm=settings.get("precise_norm_statistics", False))
     else:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
     if distributed.rank_and_world()[0] == 0:

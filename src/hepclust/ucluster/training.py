@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 Batch = dict[str, torch.Tensor]
 BatchLoss = Callable[[Batch, int], torch.Tensor]
+StepHook = Callable[[int, int, bool], None]
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,8 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
           batch_size: int, checkpoints: str | Path, seed: int, device: torch.device,
           schedule: Schedule = Schedule(), extra: Sequence[nn.Parameter] = (),
           first_schedule_epoch: int = 0, desc: str = "training",
-          start_optimizer: dict | None = None, freeze_norm: bool = False) -> list[dict]:
+          start_optimizer: dict | None = None, freeze_norm: bool = False,
+          after_step: StepHook | None = None) -> list[dict]:
     """Train for `epochs` epochs (resuming from `checkpoints`/last.pt if present) and
     return the history, one dict per epoch. `batch_loss(batch, epoch)` gives the loss;
     `epoch` counts from 0 within this stage, the schedule from `first_schedule_epoch`.
@@ -96,7 +98,9 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
     earlier stage's state, `optimizer_state`) if given, and `extra` in a second.
     `freeze_norm`: the normalisation layers keep their running statistics (evaluation
     mode) while the rest trains, so an example's output in training is the one it gets in
-    evaluation (`freeze_norms`)."""
+    evaluation (`freeze_norms`). `after_step(epoch, step, last)` runs after every optimiser
+    step (`last`: the epoch's final one, before its checkpoint); it may evaluate the
+    model, which then goes back to training mode."""
     checkpoints = Path(checkpoints)
     reuse_freed_memory()
     rank, world = distributed.rank_and_world()
@@ -115,9 +119,9 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
         if freeze_norm:
             freeze_norms(model)
         began, total, count = time.perf_counter(), 0.0, 0
-        for batch in tqdm(batches(data, batch_size, seed, epoch, device, rank, world),
-                          desc=f"{desc} epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
-                          disable=rank != 0):
+        epoch_batches = batches(data, batch_size, seed, epoch, device, rank, world)
+        for step, batch in enumerate(tqdm(epoch_batches, desc=f"{desc} epoch {epoch + 1}/{epochs}",
+                                          unit="batch", leave=False, disable=rank != 0)):
             optimizer.zero_grad(set_to_none=True)
             loss = batch_loss(batch, epoch)
             loss.backward()
@@ -125,6 +129,11 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
             optimizer.step()
             size = len(next(iter(batch.values())))
             total, count = total + loss.item() * size, count + size
+            if after_step is not None:
+                after_step(epoch, step, step == len(epoch_batches) - 1)
+                model.train()
+                if freeze_norm:
+                    freeze_norms(model)
         distributed.broadcast_from_rank0(model.buffers())  # BatchNorm's running statistics
         total, count = distributed.summed(total, count)
         history.append({"epoch": epoch, "lr": lr, "loss": total / count,
@@ -147,6 +156,35 @@ def freeze_norms(model: nn.Module) -> int:
             module.eval()
             frozen += 1
     return frozen
+
+
+@torch.no_grad()
+def precise_norm_statistics(model: nn.Module, data: Batch, batch_size: int,
+                            device: torch.device) -> int:
+    """Set the running statistics of every batch norm to the average of its batch
+    statistics over all of `data` (batches of `batch_size`, in order), instead of the
+    exponential average of the last few training batches. With small training batches
+    those few batches move the evaluation-mode output enough to reshuffle a clustering
+    (docs/ucluster.md). The model's parameters stay; it is left in evaluation mode.
+    Returns how many layers."""
+    norms = [module for module in model.modules()
+             if getattr(module, "running_mean", None) is not None]
+    momenta = [module.momentum for module in norms]
+    for module in norms:
+        module.running_mean.zero_()
+        module.running_var.fill_(1.0)
+    model.to(device).train()
+    n = len(data["features"])
+    inputs = [name for name in ("features", "mask", "global_features") if name in data]
+    for index, start in enumerate(range(0, n, batch_size)):
+        for module in norms:
+            module.momentum = 1.0 / (index + 1)  # the running value: the mean so far
+        chunk = slice(start, start + batch_size)
+        model(*(data[name][chunk].to(device) for name in inputs))
+    for module, momentum in zip(norms, momenta, strict=True):
+        module.momentum = momentum
+    model.eval()
+    return len(norms)
 
 
 def optimizer_state(checkpoints: str | Path) -> dict:
