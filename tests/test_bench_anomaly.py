@@ -40,6 +40,7 @@ def test_schedule_by_hand():
     result = schedule_seconds(durations, needs, cores=2)
     assert result["seconds"] == pytest.approx(7.0)
     assert result["critical_path_seconds"] == pytest.approx(7.0)
+    assert result["upper_bound_seconds"] == pytest.approx(10.0 / 2 + 7.0 / 2)
     assert schedule_seconds(durations, needs, cores=1)["seconds"] == pytest.approx(10.0)
     with pytest.raises(ValueError, match="cycle"):
         schedule_seconds({"a": 1.0, "b": 1.0}, {"a": ["b"], "b": ["a"]}, cores=2)

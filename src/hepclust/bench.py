@@ -246,7 +246,10 @@ def schedule_seconds(durations: dict[str, float], needs: dict[str, list[str]],
     """The elapsed time of jobs of known `durations` on `cores` single-threaded cores,
     each job starting once the jobs it `needs` have ended: list scheduling, the ready job
     with the longest path to the end first. Returns {"seconds", "critical_path_seconds",
-    "cores"}; max(total / cores, critical path) bounds any schedule from below."""
+    "upper_bound_seconds", "cores"}: max(total / cores, critical path) bounds any schedule
+    from below, and every schedule that leaves no core idle while a job is ready (Snakemake's,
+    in whatever order it picks) ends by total / cores + (1 - 1 / cores) x critical path
+    (Graham's bound)."""
     children: dict[str, list[str]] = {job: [] for job in durations}
     for job, parents in needs.items():
         for parent in parents:
@@ -278,7 +281,9 @@ def schedule_seconds(durations: dict[str, float], needs: dict[str, list[str]],
             waiting[child] -= 1
             if waiting[child] == 0:
                 ready.append(child)
-    return {"seconds": now, "critical_path_seconds": max(level.values(), default=0.0),
+    critical = max(level.values(), default=0.0)
+    return {"seconds": now, "critical_path_seconds": critical,
+            "upper_bound_seconds": sum(durations.values()) / cores + (1 - 1 / cores) * critical,
             "cores": cores}
 
 
