@@ -3,6 +3,7 @@ the dijet function: without signal each model's global p-values must be uniform 
 below 0.05), and a Gaussian bump must be found at its mass."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from hepclust.anomaly.models import (
     global_p,
     local_p,
     scan,
+    score_q,
     sidak,
     transfer_widths,
     upcrossings,
@@ -38,38 +40,51 @@ def truths(neighbour_shift=0.0):
             for events in (800, 1500, 3000, 6000)]
 
 
-@pytest.mark.parametrize("model", ["own", "transfer", "frozen"])
+@pytest.mark.parametrize("model", ["own", "transfer"])
 def test_each_model_is_calibrated_on_dijet_toys(model):
     result = calibrate(model, truths(), SETTINGS, toys=200, seed=1)
     fraction = result["global_p"]["fraction"]
     assert result["failed"] <= 4
     assert result["global_p"]["toys"] >= 196
-    # Binomial error at 200 toys: 0.015; Gross-Vitells is slightly conservative.
-    assert 0.005 <= fraction <= 0.10, fraction
+    # Binomial error at 200 toys: 0.015.
+    assert 0.01 <= fraction <= 0.10, fraction
     # The local p-value at the best mass ignores the look-elsewhere effect: far too many.
     assert result["local_p"]["fraction"] > 0.2
 
 
-def test_a_frozen_neighbour_shape_that_differs_is_not_calibrated():
-    """The issue's diagnosis: a neighbour whose slope differs makes the frozen shape call
-    discoveries on pure background, where the cluster's own fit does not."""
-    frozen = calibrate("frozen", truths(neighbour_shift=2.0), SETTINGS, toys=40, seed=2)
-    own = calibrate("own", truths(neighbour_shift=2.0), SETTINGS, toys=40, seed=2)
-    assert frozen["global_p"]["fraction"] > 0.3
-    assert own["global_p"]["fraction"] < 0.15
+def test_a_frozen_shape_ignores_the_neighbours_statistical_error():
+    """Even where the neighbour's true shape is the cluster's, the frozen model takes its
+    fitted shape as exact: too many background-only toys fall below 0.05."""
+    result = calibrate("frozen", truths(), SETTINGS, toys=200, seed=1)
+    assert result["global_p"]["toys"] >= 196
+    assert result["global_p"]["fraction"] > 0.08, result["global_p"]
 
 
-def test_mass_scan_finds_an_injected_gaussian():
-    rng = np.random.default_rng(3)
-    counts = rng.poisson(spectrum(5000) + 250 * BINNING.signal(4000.0, 200.0)).astype(float)
-    neighbour = rng.poisson(spectrum(10_000)).astype(float)
-    for model in ("own", "frozen", "transfer"):
-        result = scan(model, counts, neighbour, SETTINGS, transfer_widths=(0.05, 0.05))
-        assert result["valid"], (model, result["message"])
-        assert abs(result["mass"] - 4000.0) <= 200.0, model
-        assert result["local_p"] < 1e-4, model
-        assert result["signal_fit"].parameters["signal"] > 50
-        assert result["local_p"] == pytest.approx(local_p(result["q0"]))
+def test_q0_is_the_likelihood_ratio_or_the_score():
+    """With ``score``, q0 is max(z, 0)^2 on the grid, the process whose upcrossings the
+    trials toys count (Gross and Vitells' formula holds for its maximum); the default is
+    the likelihood ratio at the best mass. Both are reported."""
+    rng = np.random.default_rng(5)
+    counts = rng.poisson(spectrum(3000) + 120 * BINNING.signal(4400.0, 200.0)).astype(float)
+    by_score = replace(SETTINGS, statistic="score")
+    result = scan("own", counts, None, by_score)
+    q = score_q(result["background"], counts, by_score)
+    assert result["q0"] == pytest.approx(q.max())
+    assert result["q0_score"] == pytest.approx(q.max())
+    assert result["mass"] == SETTINGS.masses[int(np.argmax(q))]
+    assert result["local_p"] == pytest.approx(local_p(q.max()))
+    assert result["q0_likelihood_ratio"] == pytest.approx(result["q0"], rel=0.3)
+    # Toys skip the signal fit: the score's p-value needs only the background-only fit.
+    quick = scan("own", counts, None, by_score, errors=False)
+    assert quick["signal_fit"] is None
+    assert quick["q0"] == pytest.approx(result["q0"], rel=1e-3)
+    ratio = scan("own", counts, None, SETTINGS)
+    assert ratio["q0"] == pytest.approx(ratio["q0_likelihood_ratio"])
+    assert ratio["q0"] == pytest.approx(result["q0_likelihood_ratio"], rel=0.05)
+    assert ratio["q0_score"] == pytest.approx(q.max(), rel=1e-3)
+    with pytest.raises(ValueError, match="unknown test statistic"):
+        ScanSettings.build(np.arange(2400.0, 6001.0, 200.0), 2800.0, 6000.0, width=200.0,
+                           mass_step=200.0, trials_toys=20, statistic="deviance")
 
 
 def test_background_models_need_their_inputs():

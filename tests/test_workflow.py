@@ -138,6 +138,11 @@ def test_default_target_runs_the_anomaly_search(run):
                                     "fit_range", "calibrate", "inject", "metrics", "plots"}
     assert bench["stages"]["ucluster"]["jobs"] == 6
     assert bench["total_cpu_seconds"] > 0
+    # Every job's dependencies are known: 2 cores take at least half the CPU time, at most all.
+    estimate = bench["estimated_seconds_on_cores"]
+    assert bench["total_cpu_seconds"] / 2 - 1e-6 <= estimate["seconds"] <= \
+        bench["total_cpu_seconds"] + 1e-6
+    assert estimate["critical_path_seconds"] <= estimate["seconds"] + 1e-6
 
 
 @pytest.mark.workflow

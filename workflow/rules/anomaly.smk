@@ -316,6 +316,9 @@ rule bench_anomaly:
         "results/bench/anomaly.json",
     log:
         "results/logs/bench_anomaly.log",
+    params:
+        scan_runs=anomaly_scan_stems(),
+        cores=2,  # the issue's target machine: the whole analysis on 2 CPU cores
     resources:
         mem_mb=1000,
         runtime=10,

@@ -344,6 +344,14 @@ def anomaly_scan_runs(name):
     return [f"results/anomaly/n{n}/seed{s}/k{k}/{name}" for s in anomaly_seeds()]
 
 
+def anomaly_scan_stems():
+    """The benchmark file stems (n<events>_<seed>_k<K>) of the clusterings that
+    `anomaly_scan_runs` names: the calibration's inputs, for the time estimate."""
+    anomaly = config["anomaly"]
+    n, k = anomaly["train_events"], anomaly["scan_clusters"]
+    return [f"n{n}_{s}_k{k}" for s in anomaly_seeds()]
+
+
 def anomaly_eval_events(wildcards):
     """Evaluation events of a training sample: the same share of the evaluation split as of
     the training split (the same size as the paper's, where the two splits are equal)."""

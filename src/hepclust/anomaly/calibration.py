@@ -105,7 +105,7 @@ def calibrate(model: str, truths: Sequence[Truth], settings: ScanSettings, toys:
             "upcrossings": mappings}
 
 
-MAX_TRUTHS = 20  # pairs whose trials factor is measured, per model
+MAX_TRUTHS = 40  # pairs whose trials factor is measured, per model
 
 
 def calibrate_clusterings(clusters_files: Sequence[dict], summaries: Sequence[dict],

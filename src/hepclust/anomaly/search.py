@@ -109,7 +109,10 @@ def search(mjj: np.ndarray, clusters: np.ndarray, centroids: np.ndarray,
             else:
                 mapping = trials(background, settings, [seed, 16, cluster], widths)
             p = global_p(result["q0"], mapping["upcrossings"], settings.threshold)
-            row.update(mass=result["mass"], q0=result["q0"], local_p=result["local_p"],
+            row.update(mass=result["mass"], q0=result["q0"],
+                       q0_likelihood_ratio=result["q0_likelihood_ratio"],
+                       q0_score=result["q0_score"],
+                       local_p=result["local_p"],
                        local_significance=significance(result["local_p"]),
                        signal=result["signal_fit"].to_dict() if result["signal_fit"] else None,
                        trials=mapping, global_p=p, global_significance=significance(p),
