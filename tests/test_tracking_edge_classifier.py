@@ -11,7 +11,6 @@ from hepclust.tracking.hit_features import TrackingEvent, consecutive_pairs, hit
 from hepclust.tracking.refinement import (
     InteractionEdgeClassifier,
     RefinementSettings,
-    chunked_edge_logits,
     edge_classifier,
     edge_probabilities,
     mlp_on_edges,
@@ -63,7 +62,7 @@ def test_chunked_inference_matches_the_whole_graph_and_the_concatenated_inputs()
     event = four_hits()
     whole = model.edge_logits(event, EDGES)
     for chunk in (1, 3, 4):
-        torch.testing.assert_close(chunked_edge_logits(model, event, EDGES, chunk), whole)
+        torch.testing.assert_close(model.edge_logits(event, EDGES, chunk), whole)
     # The first layer on the gathered hit products equals it on [e, h_i, h_j].
     inner, outer = EDGES
     hits, edges = torch.randn(4, 5), torch.randn(4, 3)

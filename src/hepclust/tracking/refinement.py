@@ -79,47 +79,33 @@ class InteractionEdgeClassifier(nn.Module):
             make_mlp(3 * hidden, [hidden, hidden], activation, activation) for _ in range(steps))
         self.output = make_mlp(3 * hidden, [hidden, 1], activation)
 
-    def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor) -> torch.Tensor:
+    def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor,
+                    chunk: int | None = None) -> torch.Tensor:
+        """The logits (E,); each round's edge work runs `chunk` edges at a time (all at
+        once if None), which changes nothing but memory traffic: on a CPU, chunks whose
+        per-edge tensors stay in the cache make inference several times faster."""
         inner, outer = oriented(event.positions, edge_index.to(event.features.device))
         n = len(event.features)
+        chunk = chunk or max(len(inner), 1)
+        parts = list(zip(inner.split(chunk), outer.split(chunk), strict=True))
         hits = self.hit_encoder(event.features)
-        edges = mlp_on_edges(self.edge_encoder, inner, outer, event.features,
-                          pair_features(event.positions, torch.stack([inner, outer])))
+        pairs = pair_features(event.positions, torch.stack([inner, outer]))
+        edges = [mlp_on_edges(self.edge_encoder, i, o, event.features, e)
+                 for (i, o), e in zip(parts, pairs.split(chunk), strict=True)]
         ones = torch.ones(len(inner), 1, device=hits.device)
         count_in = torch.zeros(n, 1, device=hits.device).index_add_(0, outer, ones).clamp(min=1)
         count_out = torch.zeros(n, 1, device=hits.device).index_add_(0, inner, ones).clamp(min=1)
         for edge_update, hit_update in zip(self.edge_updates, self.hit_updates, strict=True):
-            edges = edges + mlp_on_edges(edge_update, inner, outer, hits, edges, edge_first=True)
-            incoming = torch.zeros_like(hits).index_add_(0, outer, edges) / count_in
-            outgoing = torch.zeros_like(hits).index_add_(0, inner, edges) / count_out
-            hits = hits + hit_update(torch.cat([hits, incoming, outgoing], dim=1))
-        return mlp_on_edges(self.output, inner, outer, hits, edges, edge_first=True).squeeze(-1)
-
-
-@torch.no_grad()
-def chunked_edge_logits(model: "InteractionEdgeClassifier", event: TrackingEvent,
-                        edge_index: torch.Tensor, chunk: int = CPU_EDGE_CHUNK) -> torch.Tensor:
-    """`model.edge_logits` without gradients, edge chunk by edge chunk, so that each
-    step's per-edge tensors stay in the cache (the whole graph's are memory-bound)."""
-    inner, outer = oriented(event.positions, edge_index.to(event.features.device))
-    n = len(event.features)
-    hits = model.hit_encoder(event.features)
-    pairs = pair_features(event.positions, torch.stack([inner, outer]))
-    parts = list(zip(inner.split(chunk), outer.split(chunk), strict=True))
-    edges = [mlp_on_edges(model.edge_encoder, i, o, event.features, e)
-             for (i, o), e in zip(parts, pairs.split(chunk), strict=True)]
-    ones = torch.ones(len(inner), 1, device=hits.device)
-    count_in = torch.zeros(n, 1, device=hits.device).index_add_(0, outer, ones).clamp(min=1)
-    count_out = torch.zeros(n, 1, device=hits.device).index_add_(0, inner, ones).clamp(min=1)
-    for edge_update, hit_update in zip(model.edge_updates, model.hit_updates, strict=True):
-        incoming, outgoing = torch.zeros_like(hits), torch.zeros_like(hits)
-        for (i, o), e in zip(parts, edges, strict=True):
-            e += mlp_on_edges(edge_update, i, o, hits, e, edge_first=True)
-            incoming.index_add_(0, o, e)
-            outgoing.index_add_(0, i, e)
-        hits = hits + hit_update(torch.cat([hits, incoming / count_in, outgoing / count_out], 1))
-    return torch.cat([mlp_on_edges(model.output, i, o, hits, e, edge_first=True).squeeze(-1)
-                      for (i, o), e in zip(parts, edges, strict=True)])
+            incoming, outgoing = torch.zeros_like(hits), torch.zeros_like(hits)
+            for index, (i, o) in enumerate(parts):
+                edges[index] = edges[index] + mlp_on_edges(edge_update, i, o, hits,
+                                                           edges[index], edge_first=True)
+                incoming.index_add_(0, o, edges[index])
+                outgoing.index_add_(0, i, edges[index])
+            hits = hits + hit_update(torch.cat([hits, incoming / count_in,
+                                                outgoing / count_out], dim=1))
+        return torch.cat([mlp_on_edges(self.output, i, o, hits, e, edge_first=True).squeeze(-1)
+                          for (i, o), e in zip(parts, edges, strict=True)])
 
 
 def mlp_on_edges(mlp: nn.Sequential, inner: torch.Tensor, outer: torch.Tensor,
@@ -168,8 +154,7 @@ def edge_probabilities(model: nn.Module, event: TrackingEvent, edge_index: torch
         if not edge_index.shape[1]:
             return torch.zeros(0, device=device)
         chunk = CPU_EDGE_CHUNK if torch.device(device).type == "cpu" else edge_index.shape[1]
-        return torch.sigmoid(chunked_edge_logits(model, event.to(device), edge_index.to(device),
-                                                 chunk))
+        return torch.sigmoid(model.edge_logits(event.to(device), edge_index.to(device), chunk))
     inputs = edge_inputs(event.to(device), edge_index)
     if not len(inputs):
         return torch.zeros(0, device=device)
