@@ -32,13 +32,14 @@ from sklearn.cluster import DBSCAN
 CURVATURES = tuple(np.linspace(-1e-3, 1e-3, 41))  # 1/mm
 
 
-def _numpy(array: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_numpy(array: np.ndarray | torch.Tensor) -> np.ndarray:
+    """`array` as a NumPy array (a tensor detached and copied to the CPU)."""
     return array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
 
 
 def connected_components(edge_index: np.ndarray | torch.Tensor, num_nodes: int) -> np.ndarray:
     """The weakly connected component of each node of a graph (2, m), (num_nodes,) int64."""
-    edges = _numpy(edge_index).astype(np.int64).reshape(2, -1)
+    edges = as_numpy(edge_index).astype(np.int64).reshape(2, -1)
     adjacency = coo_matrix((np.ones(edges.shape[1]), (edges[0], edges[1])),
                            shape=(num_nodes, num_nodes))
     return _components(adjacency, directed=True, connection="weak")[1].astype(np.int64)
@@ -55,7 +56,7 @@ def singletons_for_noise(labels: np.ndarray) -> np.ndarray:
 def dbscan_embedding(embedding: np.ndarray | torch.Tensor, eps: float = 0.1,
                      min_samples: int = 2) -> np.ndarray:
     """DBSCAN on embedded hits (n, D); noise hits become one-hit tracks. (n,) int64."""
-    points = _numpy(embedding).astype(np.float64)
+    points = as_numpy(embedding).astype(np.float64)
     if len(points) == 0:
         return np.zeros(0, dtype=np.int64)
     return singletons_for_noise(DBSCAN(eps=eps, min_samples=min_samples).fit_predict(points))

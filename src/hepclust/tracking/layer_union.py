@@ -20,9 +20,7 @@ waits until the tracks it would join are built and refuse it.
 import numpy as np
 import torch
 
-
-def _as_numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
-    return np.asarray(values.cpu() if isinstance(values, torch.Tensor) else values)
+from hepclust.tracking.baselines import as_numpy
 
 
 def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor | np.ndarray,
@@ -32,8 +30,8 @@ def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor
     mm, from the edges `edge_index` (2, E) joined in decreasing `probability` (E,) (the
     mutual best links first if `best_links_first`) under the one-hit-per-layer rule; hits
     no edge joins stay alone."""
-    edges, p = _as_numpy(edge_index), _as_numpy(probability)
-    layers, positions = _as_numpy(layers), _as_numpy(positions).astype(np.float64)
+    edges, p = as_numpy(edge_index), as_numpy(probability)
+    layers, positions = as_numpy(layers), as_numpy(positions).astype(np.float64)
     if same_layer_mm < 0:
         raise ValueError(f"same_layer_mm must be >= 0, not {same_layer_mm}")
     num_hits = len(layers)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from hepclust.tracking.baselines import connected_components
+from hepclust.tracking.baselines import as_numpy, connected_components
 
 
 def resplit_components(edge_index: torch.Tensor | np.ndarray,
@@ -24,8 +24,7 @@ def resplit_components(edge_index: torch.Tensor | np.ndarray,
     """Cluster labels (num_hits,) int64 from 0: the components of all of `edge_index`
     (2, E), those larger than `max_hits` re-split with the edges of `probability` (E,)
     above each of `thresholds` in turn (increasing)."""
-    edges = np.asarray(edge_index.cpu() if isinstance(edge_index, torch.Tensor) else edge_index)
-    p = np.asarray(probability.cpu() if isinstance(probability, torch.Tensor) else probability)
+    edges, p = as_numpy(edge_index), as_numpy(probability)
     if list(thresholds) != sorted(thresholds):
         raise ValueError(f"thresholds must increase, not {list(thresholds)}")
     labels = connected_components(edges, num_hits)
