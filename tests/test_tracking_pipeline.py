@@ -253,6 +253,28 @@ def test_mutual_best_links_go_first_and_keep_a_fake_from_crossing_over():
     assert plain[1] == plain[5]  # by probability alone the fake goes in
 
 
+def test_one_link_per_side_refuses_a_second_outward_join_the_layer_rule_allows():
+    # Track 0-1-2-3 on layers 1, 2, 3, 5 (its layer-4 hit is missing); track 4-5 on
+    # layers 4 and 6. The fake 2-4 puts no two hits on one layer, but hit 2 already
+    # continues outward to hit 3.
+    layers = np.array([1, 2, 3, 5, 4, 6])
+    positions = np.array([[100.0, 0, 0], [200.0, 0, 0], [300.0, 0, 0], [500.0, 0, 0],
+                          [400.0, 100, 0], [600.0, 100, 0]])
+    edges = np.array([[0, 1], [1, 2], [3, 2], [4, 5], [2, 4]]).T  # 3-2: given outer first
+    probability = np.array([0.9, 0.9, 0.95, 0.9, 0.9])
+    assert len(set(layer_union(edges, probability, layers, positions, 15.0).tolist())) == 1
+    chained = layer_union(edges, probability, layers, positions, 15.0, one_link_per_side=True)
+    assert chained.tolist() == [0, 0, 0, 0, 1, 1]
+    # Hits of one layer join freely: an overlap hit beside hit 1 still joins through hit 1.
+    layers, positions = np.append(layers, 2), np.vstack([positions, [200.0, 5, 0]])
+    edges = np.hstack([edges, [[0, 1], [6, 6]]])
+    probability = np.append(probability, [0.85, 0.8])
+    chained = layer_union(edges, probability, layers, positions, 15.0, one_link_per_side=True)
+    assert chained.tolist() == [0, 0, 0, 0, 1, 1, 0]
+    assert layer_union(edges[:, :-1], probability[:-1], layers, positions, 15.0,
+                       one_link_per_side=True)[6] != chained[0]  # 0-6: a second outward join
+
+
 def test_layer_union_joins_two_hits_of_one_layer_only_when_close():
     layers = np.array([1, 2, 2, 3])
     positions = np.array([[100.0, 0, 0], [200.0, 0, 0], [200.0, 10.0, 0], [300.0, 0, 0]])

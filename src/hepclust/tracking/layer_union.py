@@ -15,28 +15,42 @@ other hit's layer goes before all others (in decreasing probability among themse
 track continues from a hit to one hit of the next layer, so such mutual best links are
 the surest, and a fake edge of high probability that loses to a true one at either end
 waits until the tracks it would join are built and refuse it.
+
+With `one_link_per_side`, a track is built as a chain: each hit takes at most one join
+toward a hit farther out (in transverse radius) and one toward a hit farther in, while
+edges between hits of one layer (module overlaps) join freely. A hit that already
+continues outward then refuses a second outward edge, the usual shape of a fake edge
+that would pull it into a neighbouring track; its track's skipped-layer edges need no
+join, since the chain already holds the hits they connect. On three spare simulated
+events this gained 0.005-0.013 in score over the plain union (docs/tracking.md).
 """
 
 import numpy as np
 import torch
 
 from hepclust.tracking.baselines import as_numpy
+from hepclust.tracking.pair_features import oriented
 
 
 def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor | np.ndarray,
                 layers: torch.Tensor | np.ndarray, positions: torch.Tensor | np.ndarray,
-                same_layer_mm: float, best_links_first: bool = False) -> np.ndarray:
+                same_layer_mm: float, best_links_first: bool = False,
+                one_link_per_side: bool = False) -> np.ndarray:
     """Cluster labels (N,) int64 from 0 of hits on `layers` (N,) at `positions` (N, 3) in
     mm, from the edges `edge_index` (2, E) joined in decreasing `probability` (E,) (the
-    mutual best links first if `best_links_first`) under the one-hit-per-layer rule; hits
-    no edge joins stay alone."""
-    edges, p = as_numpy(edge_index), as_numpy(probability)
+    mutual best links first if `best_links_first`) under the one-hit-per-layer rule (and
+    one join per hit and side if `one_link_per_side`); hits no edge joins stay alone."""
+    inner, outer = oriented(torch.as_tensor(positions), torch.as_tensor(edge_index))
+    edges, p = np.stack([inner.numpy(), outer.numpy()]), as_numpy(probability)
     layers, positions = as_numpy(layers), as_numpy(positions).astype(np.float64)
     if same_layer_mm < 0:
         raise ValueError(f"same_layer_mm must be >= 0, not {same_layer_mm}")
     num_hits = len(layers)
     parent = list(range(num_hits))
-    members = [{layer: [hit]} for hit, layer in enumerate(layers.tolist())]  # at roots only
+    # Whether each hit has joined a hit farther out / farther in (one_link_per_side).
+    linked_out, linked_in = [False] * num_hits, [False] * num_hits
+    layer_of = layers.tolist()
+    members = [{layer: [hit]} for hit, layer in enumerate(layer_of)]  # at roots only
     limit = same_layer_mm ** 2
 
     def root(hit: int) -> int:
@@ -63,6 +77,9 @@ def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor
         a, b = root(first), root(second)
         if a == b:
             continue
+        across = one_link_per_side and layer_of[first] != layer_of[second]
+        if across and (linked_out[first] or linked_in[second]):
+            continue
         if len(members[a]) < len(members[b]):
             a, b = b, a
         if not compatible(members[a], members[b]):
@@ -71,6 +88,8 @@ def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor
         for layer, hits in members[b].items():
             members[a].setdefault(layer, []).extend(hits)
         members[b] = None
+        if across:
+            linked_out[first] = linked_in[second] = True
     roots = np.fromiter((root(hit) for hit in range(num_hits)), dtype=np.int64, count=num_hits)
     return np.unique(roots, return_inverse=True)[1].astype(np.int64)
 

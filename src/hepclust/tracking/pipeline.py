@@ -61,6 +61,7 @@ class ClusteringSettings:
     resplit_max_hits: int = 20
     same_layer_mm: float = 15.0  # layer_union: one cluster's hits on one layer lie closer
     best_links_first: bool = False  # layer_union: the mutual best links go first
+    one_link_per_side: bool = False  # layer_union: each hit joins one hit outward, one inward
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def initial_partition(refined: torch.Tensor, num_hits: int, clustering: Clusteri
     else:
         labels = layer_union(refined, probability, detector_layers(event.features),
                              event.positions, clustering.same_layer_mm,
-                             clustering.best_links_first)
+                             clustering.best_links_first, clustering.one_link_per_side)
     return torch.from_numpy(labels).to(device)
 
 

@@ -46,7 +46,8 @@ def clustering_settings(config: dict) -> ClusteringSettings:
                               resplit_thresholds=tuple(block["resplit"]["thresholds"]),
                               resplit_max_hits=block["resplit"]["max_hits"],
                               same_layer_mm=block["same_layer_mm"],
-                              best_links_first=block["best_links_first"])
+                              best_links_first=block["best_links_first"],
+                              one_link_per_side=block["one_link_per_side"])
 
 
 def baseline_settings(config: dict) -> BaselineSettings:
