@@ -253,6 +253,23 @@ def test_mutual_best_links_go_first_and_keep_a_fake_from_crossing_over():
     assert plain[1] == plain[5]  # by probability alone the fake goes in
 
 
+def test_layer_union_joins_same_layer_hits_aligned_with_the_origin():
+    # A track at a shallow angle crosses layer 2 in two overlapping modules: hits 1 and 2
+    # lie 30 mm apart along the line of sight. Hit 3 lies 30 mm from hit 1 across it.
+    layers = np.array([1, 2, 2, 2])
+    positions = np.array([[10.0, 0, 100], [20.0, 0, 200], [23.0, 0, 230], [20.0, 30, 200]])
+    edges = np.array([[0, 1], [0, 2]]).T
+    probability = np.array([0.9, 0.8])
+    assert layer_union(edges, probability, layers, positions, 15.0).tolist() == [0, 0, 1, 2]
+    aligned = layer_union(edges, probability, layers, positions, 15.0, aligned_mm=60.0)
+    assert aligned.tolist() == [0, 0, 0, 1]
+    across = np.array([[0, 1], [0, 3]]).T
+    assert layer_union(across, probability, layers, positions, 15.0,
+                       aligned_mm=60.0).tolist() == [0, 0, 1, 2]
+    assert layer_union(edges, probability, layers, positions, 15.0, aligned_mm=20.0,
+                       ).tolist() == [0, 0, 1, 2]  # 30 mm: farther than aligned_mm
+
+
 def test_one_link_per_side_refuses_a_second_outward_join_the_layer_rule_allows():
     # Track 0-1-2-3 on layers 1, 2, 3, 5 (its layer-4 hit is missing); track 4-5 on
     # layers 4 and 6. The fake 2-4 puts no two hits on one layer, but hit 2 already

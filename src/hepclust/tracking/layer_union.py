@@ -5,10 +5,18 @@ its two hits unless the joined cluster would hold two hits on one detector layer
 apart than `same_layer_mm`. A particle crosses a layer once, or twice a few millimetres
 apart where modules overlap (on the simulated events the same-layer hits of one particle
 lie within 4.5 mm at the median and 22 mm at the 99th percentile), so such a pair of
-hits is two tracks that a fake edge would merge. Unlike cutting components at a stricter
-threshold, the rule keeps a track's weak true edges wherever they join no second track:
-on the simulated events the connected components lose most of their score by splitting
-tracks into fragments, not by merging them (docs/tracking.md).
+hits is two tracks that a fake edge would merge. Where a track crosses a layer at a
+shallow angle (high |eta| in the barrel), its two hits in overlapping modules lie
+farther apart, along its direction, which for a track from the beam line is close to
+the line of sight from the origin: with `aligned_mm` > 0, two hits of one layer also
+join when they lie within `aligned_mm` of each other and within `aligned_across_mm` of
+the line from the origin through their midpoint (on three simulated events this took
+the score from 0.807-0.824 to 0.828-0.852, docs/tracking.md).
+
+Unlike cutting components at a stricter threshold, the rule keeps a track's weak true
+edges wherever they join no second track: on the simulated events the connected
+components lose most of their score by splitting tracks into fragments, not by merging
+them (docs/tracking.md).
 
 With `best_links_first`, an edge that is the most probable of both its hits toward the
 other hit's layer goes before all others (in decreasing probability among themselves): a
@@ -35,11 +43,13 @@ from hepclust.tracking.pair_features import oriented
 def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor | np.ndarray,
                 layers: torch.Tensor | np.ndarray, positions: torch.Tensor | np.ndarray,
                 same_layer_mm: float, best_links_first: bool = False,
-                one_link_per_side: bool = False) -> np.ndarray:
+                one_link_per_side: bool = False, aligned_mm: float = 0.0,
+                aligned_across_mm: float = 5.0) -> np.ndarray:
     """Cluster labels (N,) int64 from 0 of hits on `layers` (N,) at `positions` (N, 3) in
     mm, from the edges `edge_index` (2, E) joined in decreasing `probability` (E,) (the
     mutual best links first if `best_links_first`) under the one-hit-per-layer rule (and
-    one join per hit and side if `one_link_per_side`); hits no edge joins stay alone."""
+    one join per hit and side if `one_link_per_side`; aligned pairs of one layer join as
+    the module says); hits no edge joins stay alone."""
     inner, outer = oriented(torch.as_tensor(positions), torch.as_tensor(edge_index))
     edges, p = np.stack([inner.numpy(), outer.numpy()]), as_numpy(probability)
     layers, positions = as_numpy(layers), as_numpy(positions).astype(np.float64)
@@ -51,7 +61,7 @@ def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor
     linked_out, linked_in = [False] * num_hits, [False] * num_hits
     layer_of = layers.tolist()
     members = [{layer: [hit]} for hit, layer in enumerate(layer_of)]  # at roots only
-    limit = same_layer_mm ** 2
+    limit, aligned_limit, across_limit = same_layer_mm ** 2, aligned_mm ** 2, aligned_across_mm ** 2
 
     def root(hit: int) -> int:
         while parent[hit] != hit:
@@ -61,15 +71,22 @@ def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor
 
     xyz = positions.tolist()  # Python floats: numpy is slow on a handful of hits
 
+    def one_track(hit: int, other: int) -> bool:
+        """Whether two hits of one layer can belong to one track."""
+        (u, v, w), (x, y, z) = xyz[hit], xyz[other]
+        dx, dy, dz = u - x, v - y, w - z
+        distance = dx * dx + dy * dy + dz * dz
+        if distance <= limit:
+            return True
+        if distance > aligned_limit:
+            return False
+        sx, sy, sz = u + x, v + y, w + z  # toward their midpoint from the origin
+        along = dx * sx + dy * sy + dz * sz
+        return distance - along * along / (sx * sx + sy * sy + sz * sz) <= across_limit
+
     def compatible(big: dict, small: dict) -> bool:
-        for layer, hits in small.items():
-            for other in big.get(layer, ()):
-                x, y, z = xyz[other]
-                for hit in hits:
-                    u, v, w = xyz[hit]
-                    if (u - x) ** 2 + (v - y) ** 2 + (w - z) ** 2 > limit:
-                        return False
-        return True
+        return all(one_track(hit, other) for layer, hits in small.items()
+                   for other in big.get(layer, ()) for hit in hits)
 
     first_tier = mutual_best_links(edges, p, layers) if best_links_first else np.ones(len(p), bool)
     order = np.lexsort((-p, ~first_tier))

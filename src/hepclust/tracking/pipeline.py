@@ -62,6 +62,8 @@ class ClusteringSettings:
     same_layer_mm: float = 15.0  # layer_union: one cluster's hits on one layer lie closer
     best_links_first: bool = False  # layer_union: the mutual best links go first
     one_link_per_side: bool = False  # layer_union: each hit joins one hit outward, one inward
+    aligned_mm: float = 0.0  # layer_union: same-layer hits this close join if aligned
+    aligned_across_mm: float = 5.0  # with the origin, to within this
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ def initial_partition(refined: torch.Tensor, num_hits: int, clustering: Clusteri
     else:
         labels = layer_union(refined, probability, detector_layers(event.features),
                              event.positions, clustering.same_layer_mm,
-                             clustering.best_links_first, clustering.one_link_per_side)
+                             clustering.best_links_first, clustering.one_link_per_side,
+                             clustering.aligned_mm, clustering.aligned_across_mm)
     return torch.from_numpy(labels).to(device)
 
 

@@ -47,7 +47,9 @@ def clustering_settings(config: dict) -> ClusteringSettings:
                               resplit_max_hits=block["resplit"]["max_hits"],
                               same_layer_mm=block["same_layer_mm"],
                               best_links_first=block["best_links_first"],
-                              one_link_per_side=block["one_link_per_side"])
+                              one_link_per_side=block["one_link_per_side"],
+                              aligned_mm=block["aligned_mm"],
+                              aligned_across_mm=block["aligned_across_mm"])
 
 
 def baseline_settings(config: dict) -> BaselineSettings:
