@@ -399,8 +399,17 @@ def tracking_graph_inputs(wildcards):
         "embedding": "results/tracking/models/embedding.pt",
         "candidates": "results/tracking/graphs/embedding.pt",
         "refined": "results/tracking/graphs/refined.pt",
-        "refined_probabilities": "results/tracking/graphs/refined_probabilities.pt",
+        "union_order": ("results/tracking/graphs/refined_link_scores.pt"
+                        if config["tracking_clustering"]["links"]["enabled"]
+                        else "results/tracking/graphs/refined_probabilities.pt"),
     }
+
+
+def link_model():
+    """The link scorer, the union's order, where the config turns it on."""
+    if config["tracking_clustering"]["links"]["enabled"]:
+        return {"links": "results/tracking/models/links.pt"}
+    return {}
 
 
 def tracked_models(wildcards):
@@ -412,6 +421,7 @@ def tracked_models(wildcards):
         "split_model": "results/tracking/models/split_tuned.pt",
         "stop": "results/tracking/models/stop_tuned.pt",
         "layer_pairs": "results/tracking/models/layer_pairs.pt",
+        **link_model(),
     }
 
 

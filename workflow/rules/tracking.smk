@@ -134,6 +134,33 @@ rule refine_tracking_graphs:
         "../scripts/refine_tracking_graphs.py"
 
 
+rule train_tracking_links:
+    input:
+        hits=TRACKING_HITS,
+        particles=TRACKING_PARTICLES,
+        split="results/tracking/data/split.json",
+        refined="results/tracking/graphs/refined.pt",
+        probabilities="results/tracking/graphs/refined_probabilities.pt",
+    output:
+        model="results/tracking/models/links.pt",
+        history="results/tracking/models/links_history.json",
+        scores="results/tracking/graphs/refined_link_scores.pt",
+    log:
+        "results/logs/tracking/train_links.log",
+    benchmark:
+        "results/benchmarks/tracking/train_links.tsv"
+    params:
+        seed=config["seed"],
+        links=config["tracking_clustering"]["links"],
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/train_tracking_links.py"
+
+
 rule train_tracking_gnn:
     input:
         unpack(tracking_graph_inputs),
@@ -278,6 +305,7 @@ rule tracking_baselines:
         split_model="results/tracking/models/split.pt",
         stop="results/tracking/models/stop.pt",
         layer_pairs="results/tracking/models/layer_pairs.pt",
+        **link_model(),
     output:
         "results/tracking/test/baselines.json",
     log:

@@ -10,7 +10,7 @@ with logged_to(snakemake.log[0]):
     device = torch_device(snakemake.params.device, snakemake.threads)
     _, events = training_graph_events(inputs.hits, inputs.particles, inputs.split,
                                       inputs.embedding, inputs.candidates, inputs.refined,
-                                      inputs.refined_probabilities,
+                                      inputs.union_order,
                                       clustering_settings(settings), device)
     gnn = settings["gnn"]
     model, arguments, history = fit_gnn(

@@ -11,7 +11,7 @@ with logged_to(snakemake.log[0]):
     clustering = clustering_settings(settings)
     tables, events = training_graph_events(inputs.hits, inputs.particles, inputs.split,
                                            inputs.embedding, inputs.candidates, inputs.refined,
-                                           inputs.refined_probabilities,
+                                           inputs.union_order,
                                            clustering, device)
     gnn = load_module(inputs.gnn, "gnn", device)
     split = load_module(inputs.split_model, "split", device)

@@ -12,6 +12,7 @@ from hepclust.errors import InputError
 from hepclust.io.parquet import atomic_path
 from hepclust.tracking.embedding import HitEmbedding
 from hepclust.tracking.gnn import ClusteringGNN
+from hepclust.tracking.links import LinkScorer
 from hepclust.tracking.refinement import edge_classifier
 from hepclust.tracking.split_stop import Split, Stop
 
@@ -21,6 +22,7 @@ BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "gnn": ClusteringGNN,
     "split": Split,
     "stop": Stop,
+    "links": LinkScorer,
 }
 
 

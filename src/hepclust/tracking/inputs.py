@@ -16,20 +16,23 @@ from hepclust.tracking.stages import graph_events
 
 def training_graph_events(hits: str | Path, particles: str | Path, split: str | Path,
                           embedding: str | Path, candidates: str | Path, refined: str | Path,
-                          refined_probabilities: str | Path, clustering: ClusteringSettings,
+                          union_order: str | Path, clustering: ClusteringSettings,
                           device: torch.device) -> tuple[list[EventTables], list[GraphEvent]]:
-    """(tables, GNN events) of the training events of `split`."""
+    """(tables, GNN events) of the training events of `split`; `union_order` holds the
+    refined edges' refinement probabilities or link scores, the order of the union."""
     train = read_json(split)["train"]
     tables = read_events(hits, particles, train)
     events = graph_events(load_module(embedding, "embedding", device), tables,
                           load_graphs(candidates, train), load_graphs(refined, train),
-                          load_graphs(refined_probabilities, train), clustering, device)
+                          load_graphs(union_order, train), clustering, device)
     return tables, events
 
 
 def load_models(embedding: str | Path, refinement: str | Path, gnn: str | Path,
                 split: str | Path, stop: str | Path, layer_pairs: str | Path,
-                device: torch.device) -> Models:
+                device: torch.device, links: str | Path | None = None) -> Models:
+    """The trained pipeline; without `links`, the union joins edges by probability."""
     return Models(*(load_module(path, kind, device) for path, kind in (
         (embedding, "embedding"), (refinement, "refinement"), (gnn, "gnn"), (split, "split"),
-        (stop, "stop"))), layer_pairs=LayerPairGraph.load(layer_pairs))
+        (stop, "stop"))), layer_pairs=LayerPairGraph.load(layer_pairs),
+        links=None if links is None else load_module(links, "links", device))

@@ -27,6 +27,7 @@ from hepclust.tracking.hierarchical import ClusterEvent, Clustering, hierarchica
 from hepclust.tracking.hit_features import TrackingEvent, detector_layers
 from hepclust.tracking.layer_graph import LayerPairGraph
 from hepclust.tracking.layer_union import layer_union
+from hepclust.tracking.links import link_scores
 from hepclust.tracking.refinement import edge_probabilities
 from hepclust.tracking.resplit import resplit_components
 
@@ -74,6 +75,7 @@ class Models:
     split: nn.Module
     stop: nn.Module | None
     layer_pairs: LayerPairGraph | None = None
+    links: nn.Module | None = None  # the union's order (hepclust.tracking.links)
 
 
 def message_edges(pairs: torch.Tensor) -> torch.Tensor:
@@ -230,7 +232,8 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
     """Find the tracks of one event with the trained `models`, timing each stage."""
     device = torch.device(device)
     event = event.to(device)
-    for module in (models.embedding, models.refinement, models.gnn, models.split, models.stop):
+    for module in (models.embedding, models.refinement, models.gnn, models.split, models.stop,
+                   models.links):
         if module is not None:
             module.to(device).eval()
     clock = Stopwatch(device)
@@ -244,6 +247,9 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
         return candidates[:, kept], probability[kept]
 
     refined, probability = clock.run("refinement", refined_edges)
+    if models.links is not None:
+        probability = clock.run("links", link_scores, models.links, event.positions,
+                                detector_layers(event.features), refined, probability)
     gnn_output, classified = clock.run("gnn", gnn_edges, models.gnn,
                                        gnn_input(event, embedding), refined,
                                        clustering.edge_threshold)

@@ -13,8 +13,9 @@ from hepclust.tracking.events import EventTables
 from hepclust.tracking.gnn import ClusteringGNN, GraphEvent, train_gnn
 from hepclust.tracking.graph import edge_metrics
 from hepclust.tracking.hierarchical import ClusterEvent, train_end_to_end, train_split, train_stop
-from hepclust.tracking.hit_features import TrackingEvent
+from hepclust.tracking.hit_features import TrackingEvent, detector_layers, same_particle
 from hepclust.tracking.layer_graph import LayerPairGraph
+from hepclust.tracking.links import link_features, link_scores, train_link_scorer
 from hepclust.tracking.pipeline import (
     ClusteringSettings,
     GraphSettings,
@@ -81,6 +82,26 @@ def refined_graphs(refinement: nn.Module, tables: Sequence[EventTables],
         probabilities[table.event_id] = probability[kept].cpu()
         rows.append({"event": table.name, **edge_metrics(edges[:, kept], event.particle_id)})
     return graphs, probabilities, rows
+
+
+def fit_links(tables: Sequence[EventTables], refined: dict[int, torch.Tensor],
+              probabilities: dict[int, torch.Tensor], hidden: int, epochs: int, lr: float,
+              seed: int) -> tuple[nn.Module, dict, list[dict], dict[int, torch.Tensor]]:
+    """The link scorer trained on the refined edges of the events of `tables` (whether
+    each joins hits of one particle), its arguments and history, and its scores of those
+    edges: the union's order in the later stages' training events."""
+    events = {table.event_id: table.tracking_event() for table in tables}
+    features, labels = [], []
+    for event_id, event in events.items():
+        edges = refined[event_id]
+        features.append(link_features(event.positions, detector_layers(event.features), edges,
+                                      probabilities[event_id]))
+        labels.append(same_particle(event.particle_id, edges))
+    model, history = train_link_scorer(features, labels, hidden, epochs, lr, seed=seed)
+    scores = {event_id: link_scores(model, event.positions, detector_layers(event.features),
+                                    refined[event_id], probabilities[event_id])
+              for event_id, event in events.items()}
+    return model, {"hidden": hidden}, history, scores
 
 
 @torch.no_grad()
