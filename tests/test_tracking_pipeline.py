@@ -30,6 +30,7 @@ from hepclust.tracking.events import EventTables, event_name, read_events, split
 from hepclust.tracking.gnn import ClusteringGNN
 from hepclust.tracking.hit_features import HIT_FEATURES, detector_layers
 from hepclust.tracking.layer_union import layer_union, mutual_best_links
+from hepclust.tracking.links import LinkScorer
 from hepclust.tracking.pipeline import (
     STAGES,
     ClusteringSettings,
@@ -109,7 +110,8 @@ def tiny_models(in_dim: int = len(HIT_FEATURES), embedding_dim: int = 4) -> Mode
                   refinement=EdgeClassifier(in_dim, (8,)),
                   gnn=ClusteringGNN(in_dim + embedding_dim, hidden=8, out_channels=3, layers=2,
                                     kernel_hidden=4, aggr="mean"),
-                  split=Split(3, hidden=8, layers=2), stop=Stop(3, hidden=8, layers=2))
+                  split=Split(3, hidden=8, layers=2), stop=Stop(3, hidden=8, layers=2),
+                  links=LinkScorer(hidden=4))
 
 
 # ---- events -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from hepclust.tracking.refinement import edge_probabilities
 from hepclust.tracking.resplit import resplit_components
 
 Initial = Literal["event", "components", "resplit", "layer_union"]
-STAGES = ("embedding", "graph", "refinement", "gnn", "clustering")
+STAGES = ("embedding", "graph", "refinement", "links", "gnn", "clustering")
 
 
 Builder = Literal["embedding", "layer_pairs"]
