@@ -413,7 +413,8 @@ def link_model():
 
 
 def tracked_models(wildcards):
-    """The trained tracking pipeline: embedding, refinement and the fine-tuned GNN, Split, Stop."""
+    """The trained tracking pipeline: embedding, refinement, the fine-tuned GNN, Split and
+    Stop, the layer pairs and (where on) the link scorer."""
     return {
         "embedding": "results/tracking/models/embedding.pt",
         "refinement": "results/tracking/models/refinement.pt",
