@@ -66,6 +66,84 @@ class MaskedBatchNorm(nn.Module):
         scale = self.weight * torch.rsqrt(var + self.eps)
         return torch.addcmul(self.bias - mean * scale, x, scale)
 
+    def relu(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """ReLU(self(x, mask)) with masked-out rows set to 0: the same outputs, gradients
+        and running statistics as `F.relu(self(x, mask)) * mask`, in fewer passes over x
+        (`NormReLU`'s hand-written backward)."""
+        weight = None if mask is None else mask.reshape(-1).to(x.dtype)
+        if not self.training:
+            return NormReLU.apply(x, self.weight, self.bias, self.running_mean,
+                                  self.running_var, weight, None, None, self.eps)
+        with torch.no_grad():
+            flat = x.reshape(-1, x.shape[-1])
+            if weight is None:
+                n = count = flat.shape[0]
+                mean = flat.mean(dim=0)
+                var, live = (flat - mean).square().mean(dim=0), None
+            else:
+                n = int(mask.sum())
+                count = max(n, 1)
+                mean = torch.mv(flat.T, weight) / count
+                raw = torch.mv(flat.square().T, weight) / count - mean.square()
+                var, live = raw.clamp(min=0), raw >= 0  # clamp's gradient: where raw >= 0
+            unbiased = var * n / (n - 1) if n > 1 else var
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(unbiased, self.momentum)
+        return NormReLU.apply(x, self.weight, self.bias, mean, var, weight, count, live,
+                              self.eps)
+
+
+class NormReLU(torch.autograd.Function):
+    r"""y = ReLU(gamma (x - mean) / sqrt(var + eps) + beta) * w for x (..., C) and row
+    weights w (...) in {0, 1} (None: all 1), with the backward written out.
+
+    With batch statistics (`count` given: mean = sum_n w_n x_n / count, var = sum_n w_n
+    x_n^2 / count - mean^2, clamped at 0 where `live` is False) the gradient runs through
+    them too: with g = dL/dz (0 where y = 0, so on every masked-out row), r = (var +
+    eps)^{-1/2}, s = gamma r, A = sum_n g_n / count, B = r^2 sum_n g_n (x_n - mean) / count,
+
+    .. math::
+        dL/dx_n = s g_n - w_n s (A + B (x_n - mean)), \qquad
+        dL/d\gamma = r \sum_n g_n (x_n - mean), \qquad dL/d\beta = \sum_n g_n.
+
+    Without (`count` None: the running statistics) dL/dx = s g. Inputs: x, gamma, beta,
+    mean, var, w, count, live, eps; mean, var and live carry no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, mean, var, weight, count, live, eps):
+        inv_std = torch.rsqrt(var + eps)
+        scale = gamma * inv_std
+        out = torch.addcmul(beta - mean * scale, x, scale).relu_()
+        if weight is not None:
+            out.mul_(weight.view(*x.shape[:-1], 1))
+        ctx.count = count
+        ctx.save_for_backward(x, out, gamma, mean, inv_std, weight, live)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, out, gamma, mean, inv_std, weight, live = ctx.saved_tensors
+        channels = x.shape[-1]
+        g = torch.ops.aten.threshold_backward(grad_out, out, 0.0).reshape(-1, channels)
+        flat = x.reshape(-1, channels)
+        sum_g = g.sum(dim=0)
+        centred = (g * flat).sum(dim=0) - mean * sum_g
+        scale = gamma * inv_std
+        if ctx.count is None:
+            grad_x = g * scale
+        else:
+            a = sum_g / ctx.count
+            b = inv_std.square() * centred / ctx.count
+            if live is not None:
+                b = b * live
+            grad_x = torch.addcmul(scale * (b * mean - a), flat, -scale * b)
+            if weight is not None:
+                grad_x.mul_(weight.unsqueeze(-1))
+            grad_x.addcmul_(g, scale)
+        return (grad_x.view_as(x), centred * inv_std, sum_g, None, None, None, None, None,
+                None)
+
 
 class PointLinear(nn.Module):
     """ReLU(BN(W x + b)) applied to every particle (or edge); masked-out rows are set to 0."""
@@ -80,8 +158,7 @@ class PointLinear(nn.Module):
 
     def activate(self, linear: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """ReLU(BN(.)) of an already computed W x + b, masked rows set to 0."""
-        out = F.relu(self.norm(linear, mask))
-        return out if mask is None else out * mask.unsqueeze(-1).to(out.dtype)
+        return self.norm.relu(linear, mask)
 
 
 def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
