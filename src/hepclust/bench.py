@@ -141,7 +141,7 @@ def abcnet_training_rate(particles: int, batch_size: int = 128, steps: int = 10,
     target = torch.randint(0, 20, (batch_size,), generator=generator)
     torch.manual_seed(seed)
     model = ABCNet(len(FEATURES), 20, k=10, embedding_size=3, pooling=pooling)
-    optimizer = torch.optim.Adam(model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), fused=True)  # as training.train
 
     def step():
         optimizer.zero_grad(set_to_none=True)
