@@ -244,6 +244,12 @@ def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: lis
         "train_jets_per_s": {stage: sum(e["examples"] for e in epochs)
                              / sum(e["seconds"] for e in epochs)
                              for stage, epochs in epochs_by_stage.items()},
+        # The same per CPU second of the training process (this process's threads): what
+        # a shared machine's load does not change, unlike the wall time above.
+        "train_jets_per_cpu_s": {stage: sum(e["examples"] for e in epochs)
+                                 / sum(e["cpu_seconds"] for e in epochs)
+                                 for stage, epochs in epochs_by_stage.items()
+                                 if all("cpu_seconds" in e for e in epochs)},
         "particles_per_jet": int(data["mask"].shape[1]),
         "test_jets": jets,
         "train_rate_by_particles": {
