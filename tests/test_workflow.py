@@ -222,6 +222,14 @@ def test_benchmark_target_writes_the_data_figures(run):
     jets = json.loads((run / "results" / "bench" / "jets.json").read_text())
     assert jets["inference_jets_per_s"] > 0
     assert set(jets["train_seconds_per_epoch"]) == {"pretrain", "ucluster", "supervised"}
+    assert set(jets["train_jets_per_cpu_s"]) == {"pretrain", "ucluster", "supervised"}
+    # Every jets job has a benchmark file and known dependencies: 2 cores take at least
+    # half the CPU time and at most all of it.
+    assert set(jets["stages"]) == {"prepare", "pretrain", "ucluster", "supervised",
+                                   "evaluate", "metrics", "plots"}
+    estimate = jets["estimated_seconds_on_cores"]
+    assert jets["total_cpu_seconds"] / 2 - 1e-6 <= estimate["seconds"] <= \
+        jets["total_cpu_seconds"] + 1e-6
 
 
 @pytest.mark.workflow

@@ -141,7 +141,7 @@ def abcnet_training_rate(particles: int, batch_size: int = 128, steps: int = 10,
     target = torch.randint(0, 20, (batch_size,), generator=generator)
     torch.manual_seed(seed)
     model = ABCNet(len(FEATURES), 20, k=10, embedding_size=3, pooling=pooling)
-    optimizer = torch.optim.Adam(model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), fused=True)  # as training.train
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -158,14 +158,66 @@ def abcnet_training_rate(particles: int, batch_size: int = 128, steps: int = 10,
             "batch_size": batch_size, "pooling": pooling}
 
 
+def jets_job_needs(jobs: list[str]) -> dict[str, list[str]]:
+    """The jets workflow's dependencies between jobs named by their benchmark file's stem
+    (prepare, pretrain_<seed>, ucluster_<seed>, supervised_<seed>, evaluate_<seed>,
+    metrics, plots): each job -> the jobs it waits for. Data generation comes before the
+    analysis and is not a job here."""
+    known = set(jobs)
+    needs = {}
+    for job in jobs:
+        stage, _, seed = job.partition("_")
+        if stage == "prepare":
+            needs[job] = []
+        elif stage in ("pretrain", "supervised"):
+            needs[job] = [name for name in ("prepare",) if name in known]
+        elif stage == "ucluster":
+            needs[job] = [name for name in (f"pretrain_{seed}",) if name in known]
+        elif stage == "evaluate":
+            needs[job] = [f"{name}_{seed}" for name in ("pretrain", "ucluster", "supervised")
+                          if f"{name}_{seed}" in known]
+        elif stage == "metrics":
+            needs[job] = [other for other in jobs if other.startswith("evaluate_")]
+        elif stage == "plots":
+            needs[job] = [name for name in ("metrics",) if name in known]
+        else:
+            raise ValueError(f"benchmark {job}: not a stage of the jets workflow")
+    return needs
+
+
+def jets_time_on_cores(benchmarks: list[str], cores: int = 2) -> dict:
+    """The whole jets analysis's time on `cores` unloaded cores: the jobs' CPU seconds
+    from Snakemake's benchmark files (``results/benchmarks/jets/<job>.tsv``, every job one
+    thread) scheduled along the workflow's dependencies (`schedule_seconds`), which holds
+    on a shared machine where the elapsed time does not; with the CPU and wall seconds of
+    every stage summed over its jobs."""
+    cpu: dict[str, float] = {}
+    stages: dict[str, dict] = {}
+    for path in benchmarks:
+        row = pd.read_csv(path, sep="\t").iloc[0]
+        job = Path(path).stem
+        cpu[job] = float(row["cpu_time"])
+        stage = stages.setdefault(job.partition("_")[0],
+                                  {"jobs": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0})
+        stage["jobs"] += 1
+        stage["wall_seconds"] += float(row["s"])
+        stage["cpu_seconds"] += cpu[job]
+    return {"estimated_seconds_on_cores": schedule_seconds(cpu, jets_job_needs(list(cpu)),
+                                                           cores),
+            "total_cpu_seconds": sum(cpu.values()), "stages": stages}
+
+
 def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: list[str],
                    batch_size: int = 512, repeats: int = 3,
                    rate_particles: tuple[int, ...] = (30,), train_batch_size: int = 128,
-                   pooling: str = "mean") -> dict:
+                   pooling: str = "mean", benchmarks: list[str] | None = None,
+                   cores: int = 2) -> dict:
     """UCluster inference throughput on the CPU (one thread, jets/s over the test split),
-    the training time per epoch of every stage, from the training histories, and ABCNet's
+    the training time per epoch of every stage, from the training histories, ABCNet's
     training rate on `rate_particles` particles and at the analysis's particle count
-    (`abcnet_training_rate` with the analysis's `train_batch_size` and `pooling`)."""
+    (`abcnet_training_rate` with the analysis's `train_batch_size` and `pooling`), and
+    with the jobs' `benchmarks` the whole analysis's time on `cores` cores
+    (`jets_time_on_cores`)."""
     import torch
 
     from hepclust.ucluster.jets import load_arrays, load_model, tensors
@@ -192,11 +244,18 @@ def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: lis
         "train_jets_per_s": {stage: sum(e["examples"] for e in epochs)
                              / sum(e["seconds"] for e in epochs)
                              for stage, epochs in epochs_by_stage.items()},
+        # The same per CPU second of the training process (this process's threads): what
+        # a shared machine's load does not change, unlike the wall time above.
+        "train_jets_per_cpu_s": {stage: sum(e["examples"] for e in epochs)
+                                 / sum(e["cpu_seconds"] for e in epochs)
+                                 for stage, epochs in epochs_by_stage.items()
+                                 if all("cpu_seconds" in e for e in epochs)},
         "particles_per_jet": int(data["mask"].shape[1]),
         "test_jets": jets,
         "train_rate_by_particles": {
             str(p): abcnet_training_rate(p, train_batch_size, pooling=pooling)
             for p in sorted({*rate_particles, int(data["mask"].shape[1])})},
+        **(jets_time_on_cores(benchmarks, cores) if benchmarks else {}),
     }
 
 

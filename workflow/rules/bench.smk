@@ -42,11 +42,13 @@ rule bench_jets:
             seed=jet_seeds(),
             stage=["pretrain", "ucluster", "supervised"],
         ),
+        benchmarks=jets_benchmarks(),
     output:
         "results/bench/jets.json",
     params:
         batch_size=config["jet_clustering"]["batch_size"],
         pooling=config["jet_clustering"]["pooling"],
+        cores=2,  # the issue's target machine: the whole analysis on 2 CPU cores
     log:
         "results/logs/bench_jets.log",
     resources:

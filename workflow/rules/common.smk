@@ -367,6 +367,20 @@ def anomaly_histories():
     ] + anomaly_runs("ucluster_history.json")
 
 
+def jets_benchmarks():
+    """Every benchmark file of the jets analysis's jobs, for results/bench/jets.json."""
+    base = "results/benchmarks/jets"
+    return (
+        [f"{base}/prepare.tsv"]
+        + [
+            f"{base}/{stage}_{seed}.tsv"
+            for stage in ("pretrain", "ucluster", "supervised", "evaluate")
+            for seed in jet_seeds()
+        ]
+        + [f"{base}/metrics.tsv", f"{base}/plots.tsv"]
+    )
+
+
 def anomaly_benchmarks():
     """Every benchmark file of the anomaly stages, for results/bench/anomaly.json."""
     trainings = _anomaly_trainings()

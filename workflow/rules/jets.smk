@@ -14,6 +14,8 @@ rule prepare_jet_clustering:
         summary="results/jets/data/summary.json",
     log:
         "results/logs/jets/prepare.log",
+    benchmark:
+        "results/benchmarks/jets/prepare.tsv"
     params:
         seed=config["seed"],
         settings=jet_settings("classes", "mass_window", "train_fraction", "max_particles"),
@@ -137,6 +139,8 @@ rule evaluate_jets:
         embeddings="results/jets/seed{seed}/test_embeddings.npz",
     log:
         "results/logs/jets/evaluate_{seed}.log",
+    benchmark:
+        "results/benchmarks/jets/evaluate_{seed}.tsv"
     params:
         settings=jet_settings(
             "batch_size", "classes", "clusters", "knn_neighbours", "tsne_jets"
@@ -159,6 +163,8 @@ rule jet_clustering_metrics:
         "results/jets/metrics.json",
     log:
         "results/logs/jets/metrics.log",
+    benchmark:
+        "results/benchmarks/jets/metrics.tsv"
     resources:
         mem_mb=1000,
         runtime=10,
@@ -190,6 +196,8 @@ rule plot_jet_clustering:
         ),
     log:
         "results/logs/jets/plots.log",
+    benchmark:
+        "results/benchmarks/jets/plots.tsv"
     resources:
         mem_mb=4000,
         runtime=20,

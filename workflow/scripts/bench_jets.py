@@ -7,5 +7,7 @@ with logged_to(snakemake.log[0]):
     result = jets_benchmark(snakemake.input.model, snakemake.input.test,
                             list(snakemake.input.histories),
                             train_batch_size=snakemake.params.batch_size,
-                            pooling=snakemake.params.pooling)
+                            pooling=snakemake.params.pooling,
+                            benchmarks=list(snakemake.input.benchmarks),
+                            cores=int(snakemake.params.cores))
     write_json(result, snakemake.output[0])

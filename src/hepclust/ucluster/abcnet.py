@@ -66,6 +66,84 @@ class MaskedBatchNorm(nn.Module):
         scale = self.weight * torch.rsqrt(var + self.eps)
         return torch.addcmul(self.bias - mean * scale, x, scale)
 
+    def relu(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """ReLU(self(x, mask)) with masked-out rows set to 0: the same outputs, gradients
+        and running statistics as `F.relu(self(x, mask)) * mask`, in fewer passes over x
+        (`NormReLU`'s hand-written backward)."""
+        weight = None if mask is None else mask.reshape(-1).to(x.dtype)
+        if not self.training:
+            return NormReLU.apply(x, self.weight, self.bias, self.running_mean,
+                                  self.running_var, weight, None, None, self.eps)
+        with torch.no_grad():
+            flat = x.reshape(-1, x.shape[-1])
+            if weight is None:
+                n = count = flat.shape[0]
+                mean = flat.mean(dim=0)
+                var, live = (flat - mean).square().mean(dim=0), None
+            else:
+                n = int(mask.sum())
+                count = max(n, 1)
+                mean = torch.mv(flat.T, weight) / count
+                raw = torch.mv(flat.square().T, weight) / count - mean.square()
+                var, live = raw.clamp(min=0), raw >= 0  # clamp's gradient: where raw >= 0
+            unbiased = var * n / (n - 1) if n > 1 else var
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(unbiased, self.momentum)
+        return NormReLU.apply(x, self.weight, self.bias, mean, var, weight, count, live,
+                              self.eps)
+
+
+class NormReLU(torch.autograd.Function):
+    r"""y = ReLU(gamma (x - mean) / sqrt(var + eps) + beta) * w for x (..., C) and row
+    weights w (...) in {0, 1} (None: all 1), with the backward written out.
+
+    With batch statistics (`count` given: mean = sum_n w_n x_n / count, var = sum_n w_n
+    x_n^2 / count - mean^2, clamped at 0 where `live` is False) the gradient runs through
+    them too: with g = dL/dz (0 where y = 0, so on every masked-out row), r = (var +
+    eps)^{-1/2}, s = gamma r, A = sum_n g_n / count, B = r^2 sum_n g_n (x_n - mean) / count,
+
+    .. math::
+        dL/dx_n = s g_n - w_n s (A + B (x_n - mean)), \qquad
+        dL/d\gamma = r \sum_n g_n (x_n - mean), \qquad dL/d\beta = \sum_n g_n.
+
+    Without (`count` None: the running statistics) dL/dx = s g. Inputs: x, gamma, beta,
+    mean, var, w, count, live, eps; mean, var and live carry no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, mean, var, weight, count, live, eps):
+        inv_std = torch.rsqrt(var + eps)
+        scale = gamma * inv_std
+        out = torch.addcmul(beta - mean * scale, x, scale).relu_()
+        if weight is not None:
+            out.mul_(weight.view(*x.shape[:-1], 1))
+        ctx.count = count
+        ctx.save_for_backward(x, out, gamma, mean, inv_std, weight, live)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, out, gamma, mean, inv_std, weight, live = ctx.saved_tensors
+        channels = x.shape[-1]
+        g = torch.ops.aten.threshold_backward(grad_out, out, 0.0).reshape(-1, channels)
+        flat = x.reshape(-1, channels)
+        sum_g = g.sum(dim=0)
+        centred = (g * flat).sum(dim=0) - mean * sum_g
+        scale = gamma * inv_std
+        if ctx.count is None:
+            grad_x = g * scale
+        else:
+            a = sum_g / ctx.count
+            b = inv_std.square() * centred / ctx.count
+            if live is not None:
+                b = b * live
+            grad_x = torch.addcmul(scale * (b * mean - a), flat, -scale * b)
+            if weight is not None:
+                grad_x.mul_(weight.unsqueeze(-1))
+            grad_x.addcmul_(g, scale)
+        return (grad_x.view_as(x), centred * inv_std, sum_g, None, None, None, None, None,
+                None)
+
 
 class PointLinear(nn.Module):
     """ReLU(BN(W x + b)) applied to every particle (or edge); masked-out rows are set to 0."""
@@ -80,8 +158,7 @@ class PointLinear(nn.Module):
 
     def activate(self, linear: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """ReLU(BN(.)) of an already computed W x + b, masked rows set to 0."""
-        out = F.relu(self.norm(linear, mask))
-        return out if mask is None else out * mask.unsqueeze(-1).to(out.dtype)
+        return self.norm.relu(linear, mask)
 
 
 def knn(points: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,16 +185,19 @@ def gather_neighbours(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, flat).view(batch, points, k, x.shape[-1])
 
 
-def _flat_neighbours(index: torch.Tensor) -> torch.Tensor:
-    """index (B, P, k) into each jet's particles -> (B P k,) rows of the (B P, C) matrix."""
+def _slot_major_neighbours(index: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """index and valid (B, P, k) -> (k, B P) rows of the (B P + 1, C) matrix whose last row
+    is the sentinel: slot j of particle n = (b, p) reads row b P + index[b, p, j], an
+    invalid slot the sentinel."""
     batch, points, _ = index.shape
     offsets = torch.arange(batch, device=index.device).mul_(points).view(-1, 1, 1)
-    return (index + offsets).view(-1)
+    rows = (index + offsets).masked_fill_(~valid, batch * points)
+    return rows.permute(2, 0, 1).reshape(index.shape[2], batch * points).contiguous()
 
 
 class OneHeadEdgeAttention(torch.autograd.Function):
     r"""The edge part of a one-head GAPLayer, forward and backward written out so that the
-    (B, P, k, C) edge tensor is built once and each pass over it does one job.
+    edge tensor is built once and each pass over it does one job.
 
     Inputs: source (B, P, C) = (s p)_i + c, target (B, P, C) = (s p)_j, node_term (B, P)
     = a . x'_i, edge_score e (C,), index and valid (B, P, k), the LeakyReLU slope.
@@ -125,54 +205,72 @@ class OneHeadEdgeAttention(torch.autograd.Function):
     c_ij = softmax_j LeakyReLU(node_term_i + e . y_ij) over valid j (0 elsewhere).
     Returns (sum_j c_ij y_ij, max_j y_ij), both (B, P, C).
 
-    Backward: the max sends its gradient to one arg-max edge (the ties are ReLU zeros,
-    whose gradient the ReLU stops, as with amax); everything else is the chain rule of
-    these formulas.
+    The edge tensor is laid out neighbour slot first, (k, B P, C), so that every
+    per-particle operand (source, the gradients of the outputs) broadcasts over whole
+    contiguous (B P, C) slices and the sums and the max over the neighbours run slice by
+    slice, instead of over short rows of C. An invalid slot reads a sentinel target of
+    +inf, so its edge is ReLU(-inf) = 0 without a masking pass, and its gradient is 0.
+
+    Backward: the max sends its gradient to the first arg-max slot (the ties are ReLU
+    zeros, whose gradient the ReLU stops); everything else is the chain rule of these
+    formulas.
     """
 
     @staticmethod
     def forward(ctx, source, target, node_term, edge_score, index, valid, negative_slope):
         batch, points, k = index.shape
-        channels = source.shape[-1]
-        flat_index = _flat_neighbours(index)
-        edge = (source.unsqueeze(2)
-                - target.reshape(-1, channels).index_select(0, flat_index)
-                .view(batch, points, k, channels))
-        edge.masked_fill_(~valid.unsqueeze(-1), 0.0).relu_()
-        score = node_term.unsqueeze(2) + edge @ edge_score
+        channels, n = source.shape[-1], batch * points
+        rows = _slot_major_neighbours(index, valid)
+        targets = torch.cat([target.reshape(n, channels),
+                             target.new_full((1, channels), float("inf"))])
+        edge = targets.index_select(0, rows.view(-1)).view(k, n, channels)
+        torch.sub(source.reshape(n, channels), edge, out=edge).relu_()
+        slot_valid = valid.permute(2, 0, 1).reshape(k, n)
+        score = node_term.reshape(1, n) + (edge.view(-1, channels) @ edge_score).view(k, n)
         activated = F.leaky_relu(score, negative_slope)
-        activated = activated.masked_fill(~valid, torch.finfo(score.dtype).min)
-        coefficients = activated.softmax(dim=2) * valid
-        attention = torch.bmm(coefficients.view(-1, 1, k),
-                              edge.view(-1, k, channels)).view(batch, points, channels)
-        graph, argmax = edge.max(dim=2)
+        activated = activated.masked_fill(~slot_valid, torch.finfo(score.dtype).min)
+        coefficients = activated.softmax(dim=0) * slot_valid
+        attention = edge[0] * coefficients[0].unsqueeze(-1)
+        graph = edge[0].clone()
+        argmax = torch.zeros(n, channels, dtype=torch.uint8, device=edge.device)
+        for slot in range(1, k):
+            attention.addcmul_(edge[slot], coefficients[slot].unsqueeze(-1))
+            # The last slot that raised the running max is the first arg-max; a uint8
+            # product and max instead of a (slow) masked fill.
+            raised = torch.gt(edge[slot], graph).view(torch.uint8)
+            torch.maximum(argmax, raised * slot, out=argmax)
+            torch.maximum(graph, edge[slot], out=graph)
         ctx.negative_slope = negative_slope
-        ctx.save_for_backward(edge, score, coefficients, argmax, flat_index, edge_score)
-        return attention, graph
+        ctx.save_for_backward(edge, score, coefficients, argmax, rows, edge_score)
+        return attention.view(batch, points, channels), graph.view(batch, points, channels)
 
     @staticmethod
     def backward(ctx, grad_attention, grad_graph):
-        edge, score, coefficients, argmax, flat_index, edge_score = ctx.saved_tensors
-        batch, points, k, channels = edge.shape
-        flat_edge = edge.view(-1, k, channels)
-        grad_coefficients = torch.bmm(flat_edge, grad_attention.reshape(-1, channels, 1))
-        grad_coefficients = grad_coefficients.view(batch, points, k)
+        edge, score, coefficients, argmax, rows, edge_score = ctx.saved_tensors
+        _, n, channels = edge.shape
+        shape = grad_attention.shape
+        grad_attention = grad_attention.reshape(n, channels)
+        grad_coefficients = (edge * grad_attention).sum(dim=2)
         # Softmax backward; coefficients are 0 on invalid edges, so their gradient is too.
         grad_score = coefficients * (grad_coefficients - (grad_coefficients * coefficients)
-                                     .sum(dim=2, keepdim=True))
+                                     .sum(dim=0, keepdim=True))
         grad_score = torch.where(score > 0, grad_score, grad_score * ctx.negative_slope)
-        grad_node_term = grad_score.sum(dim=2)
-        grad_edge_score = grad_score.reshape(1, -1) @ edge.view(-1, channels)
-        grad_edge = coefficients.unsqueeze(-1) * grad_attention.unsqueeze(2)
-        grad_edge.addcmul_(grad_score.unsqueeze(-1), edge_score)
-        grad_edge.scatter_add_(2, argmax.unsqueeze(2), grad_graph.unsqueeze(2))
-        grad_edge = torch.ops.aten.threshold_backward(grad_edge, edge, 0.0)
-        grad_source = grad_edge.sum(dim=2)
-        grad_target = torch.zeros(batch * points, channels, dtype=edge.dtype,
-                                  device=edge.device)
-        grad_target.index_add_(0, flat_index, grad_edge.view(-1, channels), alpha=-1)
-        grad_target = grad_target.view(batch, points, channels)
-        return (grad_source, grad_target, grad_node_term, grad_edge_score.view(channels),
+        grad_node_term = grad_score.sum(dim=0)
+        grad_edge_score = grad_score.view(1, -1) @ edge.view(-1, channels)
+        grad_edge = coefficients.unsqueeze(-1) * grad_attention
+        grad_edge.view(-1, channels).addmm_(grad_score.view(-1, 1), edge_score.view(1, -1))
+        grad_edge.scatter_add_(0, argmax.long().unsqueeze(0),
+                               grad_graph.reshape(1, n, channels))
+        # The ReLU's backward, in place.
+        torch.ops.aten.threshold_backward.grad_input(grad_edge, edge, 0.0, grad_input=grad_edge)
+        grad_source = grad_edge.sum(dim=0)
+        # A scatter over the expanded index: several times faster than index_add_ on the
+        # CPU for 16 channels, as fast for 128.
+        grad_target = torch.zeros(n + 1, channels, dtype=edge.dtype, device=edge.device)
+        grad_target.scatter_add_(0, rows.view(-1, 1).expand(-1, channels),
+                                 grad_edge.view(-1, channels))
+        return (grad_source.view(shape), grad_target[:n].neg_().view(shape),
+                grad_node_term.view(shape[:2]), grad_edge_score.view(channels),
                 None, None, None)
 
 
