@@ -118,11 +118,17 @@ def mutual_best_links(edges: np.ndarray, probability: np.ndarray, layers: np.nda
     best = np.ones(edges.shape[1], dtype=bool)
     span = int(layers.max()) + 1 if len(layers) else 1
     for here, there in (edges, edges[::-1]):
-        key = here.astype(np.int64) * span + layers[there]
-        order = np.lexsort((-probability, key))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = key[order][1:] != key[order][:-1]
-        wins = np.zeros(len(order), dtype=bool)
-        wins[order[first]] = True
+        wins = np.zeros(edges.shape[1], dtype=bool)
+        wins[most_probable_per_key(here.astype(np.int64) * span + layers[there],
+                                   probability)] = True
         best &= wins
     return best
+
+
+def most_probable_per_key(key: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """The index of the most probable of the edges that share each distinct `key` (E,)
+    (ties: the earlier edge), one per key in increasing key order."""
+    order = np.lexsort((-probability, key))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    return order[first]

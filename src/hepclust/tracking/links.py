@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hepclust.tracking.layer_union import most_probable_per_key
 from hepclust.tracking.pair_features import oriented
 
 LINK_FEATURES = ("logit_p", "inner_slope_change", "inner_turn", "outer_slope_change",
@@ -40,10 +41,8 @@ def _best_neighbour(at: torch.Tensor, other: torch.Tensor, probability: torch.Te
                     num_hits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each hit, the `other` end of its most probable edge among those whose `at` end
     it is, and that probability (-1 and 0 for hits without one)."""
-    at_np, p_np = at.cpu().numpy(), probability.cpu().numpy()
-    order = np.lexsort((-p_np, at_np))
-    first = order[np.r_[True, at_np[order][1:] != at_np[order][:-1]]] if len(order) else order
-    first = torch.from_numpy(first).to(at.device)
+    first = torch.from_numpy(most_probable_per_key(at.cpu().numpy(),
+                                                   probability.cpu().numpy())).to(at.device)
     neighbour = torch.full((num_hits,), -1, dtype=torch.long, device=at.device)
     best = torch.zeros(num_hits, dtype=probability.dtype, device=at.device)
     neighbour[at[first]] = other[first]
