@@ -15,7 +15,7 @@ from hepclust.tracking.graph import edge_metrics
 from hepclust.tracking.hierarchical import ClusterEvent, train_end_to_end, train_split, train_stop
 from hepclust.tracking.hit_features import TrackingEvent, detector_layers, same_particle
 from hepclust.tracking.layer_graph import LayerPairGraph
-from hepclust.tracking.links import link_features, link_scores, train_link_scorer
+from hepclust.tracking.links import link_features, train_link_scorer
 from hepclust.tracking.pipeline import (
     ClusteringSettings,
     GraphSettings,
@@ -98,9 +98,9 @@ def fit_links(tables: Sequence[EventTables], refined: dict[int, torch.Tensor],
                                       probabilities[event_id]))
         labels.append(same_particle(event.particle_id, edges))
     model, history = train_link_scorer(features, labels, hidden, epochs, lr, seed=seed)
-    scores = {event_id: link_scores(model, event.positions, detector_layers(event.features),
-                                    refined[event_id], probabilities[event_id])
-              for event_id, event in events.items()}
+    with torch.no_grad():
+        scores = {event_id: torch.sigmoid(model(event_features))
+                  for event_id, event_features in zip(events, features, strict=True)}
     return model, {"hidden": hidden}, history, scores
 
 
