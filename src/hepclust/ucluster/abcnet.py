@@ -42,25 +42,33 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
 
+    def _batch_statistics(self, x: torch.Tensor, mask: torch.Tensor | None):
+        """(count, mean, var, live) of the masked-in rows of x (..., C), with the running
+        statistics updated: count = max(rows, 1) the divisor, var clamped at 0 and live
+        where it needed no clamp (None without a mask)."""
+        flat = x.reshape(-1, x.shape[-1])
+        if mask is None:
+            n = count = flat.shape[0]
+            mean = flat.mean(dim=0)
+            var, live = (flat - mean).square().mean(dim=0), None
+        else:
+            # Masked sums as matrix-vector products instead of x[mask]: no boolean
+            # gather, no scatter in the backward pass and no masked temporaries.
+            weight = mask.reshape(-1).to(x.dtype)
+            n = int(mask.sum())
+            count = max(n, 1)
+            mean = torch.mv(flat.T, weight) / count
+            raw = torch.mv(flat.square().T, weight) / count - mean.square()
+            var, live = raw.clamp(min=0), raw >= 0  # clamp's gradient: where raw >= 0
+        with torch.no_grad():
+            unbiased = var * n / (n - 1) if n > 1 else var
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(unbiased, self.momentum)
+        return count, mean, var, live
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.training:
-            flat = x.reshape(-1, x.shape[-1])
-            if mask is None:
-                n = flat.shape[0]
-                mean = flat.mean(dim=0)
-                var = (flat - mean).square().mean(dim=0)
-            else:
-                # Masked sums as matrix-vector products instead of x[mask]: no boolean
-                # gather, no scatter in the backward pass and no masked temporaries.
-                weight = mask.reshape(-1).to(x.dtype)
-                n = int(mask.sum())
-                count = max(n, 1)
-                mean = torch.mv(flat.T, weight) / count
-                var = (torch.mv(flat.square().T, weight) / count - mean.square()).clamp(min=0)
-            with torch.no_grad():
-                unbiased = var * n / (n - 1) if n > 1 else var
-                self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(unbiased, self.momentum)
+            _, mean, var, _ = self._batch_statistics(x, mask)
         else:
             mean, var = self.running_mean, self.running_var
         scale = self.weight * torch.rsqrt(var + self.eps)
@@ -74,21 +82,8 @@ class MaskedBatchNorm(nn.Module):
         if not self.training:
             return NormReLU.apply(x, self.weight, self.bias, self.running_mean,
                                   self.running_var, weight, None, None, self.eps)
-        with torch.no_grad():
-            flat = x.reshape(-1, x.shape[-1])
-            if weight is None:
-                n = count = flat.shape[0]
-                mean = flat.mean(dim=0)
-                var, live = (flat - mean).square().mean(dim=0), None
-            else:
-                n = int(mask.sum())
-                count = max(n, 1)
-                mean = torch.mv(flat.T, weight) / count
-                raw = torch.mv(flat.square().T, weight) / count - mean.square()
-                var, live = raw.clamp(min=0), raw >= 0  # clamp's gradient: where raw >= 0
-            unbiased = var * n / (n - 1) if n > 1 else var
-            self.running_mean.lerp_(mean, self.momentum)
-            self.running_var.lerp_(unbiased, self.momentum)
+        with torch.no_grad():  # NormReLU's backward carries the statistics' gradient
+            count, mean, var, live = self._batch_statistics(x, mask)
         return NormReLU.apply(x, self.weight, self.bias, mean, var, weight, count, live,
                               self.eps)
 
