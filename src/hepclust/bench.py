@@ -158,6 +158,25 @@ def abcnet_training_rate(particles: int, batch_size: int = 128, steps: int = 10,
             "batch_size": batch_size, "pooling": pooling}
 
 
+def _epochs_by_stage(histories: list[str]) -> dict[str, list[dict]]:
+    """The epochs of the training histories (``<stage>_history.json``) by stage."""
+    epochs_by_stage: dict[str, list[dict]] = {}
+    for path in histories:
+        stage = Path(path).stem.removesuffix("_history")
+        epochs_by_stage.setdefault(stage, []).extend(read_json(path))
+    return epochs_by_stage
+
+
+def _tally(stages: dict[str, dict], stage: str, row: pd.Series) -> float:
+    """Add one job's row of a Snakemake benchmark file to its stage's totals in `stages`;
+    the job's CPU seconds."""
+    totals = stages.setdefault(stage, {"jobs": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0})
+    totals["jobs"] += 1
+    totals["wall_seconds"] += float(row["s"])
+    totals["cpu_seconds"] += float(row["cpu_time"])
+    return float(row["cpu_time"])
+
+
 def jets_job_needs(jobs: list[str]) -> dict[str, list[str]]:
     """The jets workflow's dependencies between jobs named by their benchmark file's stem
     (prepare, pretrain_<seed>, ucluster_<seed>, supervised_<seed>, evaluate_<seed>,
@@ -196,12 +215,7 @@ def jets_time_on_cores(benchmarks: list[str], cores: int = 2) -> dict:
     for path in benchmarks:
         row = pd.read_csv(path, sep="\t").iloc[0]
         job = Path(path).stem
-        cpu[job] = float(row["cpu_time"])
-        stage = stages.setdefault(job.partition("_")[0],
-                                  {"jobs": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0})
-        stage["jobs"] += 1
-        stage["wall_seconds"] += float(row["s"])
-        stage["cpu_seconds"] += cpu[job]
+        cpu[job] = _tally(stages, job.partition("_")[0], row)
     return {"estimated_seconds_on_cores": schedule_seconds(cpu, jets_job_needs(list(cpu)),
                                                            cores),
             "total_cpu_seconds": sum(cpu.values()), "stages": stages}
@@ -232,10 +246,7 @@ def jets_benchmark(model_path: str | Path, test_path: str | Path, histories: lis
         predict(model, data, batch_size, device)
         seconds.append(time.perf_counter() - start)
     jets = len(data["features"])
-    epochs_by_stage: dict[str, list[dict]] = {}
-    for path in histories:
-        stage = Path(path).stem.removesuffix("_history")
-        epochs_by_stage.setdefault(stage, []).extend(read_json(path))
+    epochs_by_stage = _epochs_by_stage(histories)
     return {
         "inference_jets_per_s": jets / min(seconds),
         "inference_threads": torch.get_num_threads(),
@@ -364,23 +375,17 @@ def anomaly_benchmark(benchmarks: list[str], histories: list[str],
     starts, ends = [], []
     for path in benchmarks:
         row = pd.read_csv(path, sep="\t").iloc[0]
-        stage = stages.setdefault(Path(path).parent.name,
-                                  {"jobs": 0, "wall_seconds": 0.0, "cpu_seconds": 0.0,
-                                   "max_rss_mb": 0.0})
-        stage["jobs"] += 1
-        stage["wall_seconds"] += float(row["s"])
-        stage["cpu_seconds"] += float(row["cpu_time"])
-        cpu[f"{Path(path).parent.name}/{Path(path).stem}"] = float(row["cpu_time"])
+        name = Path(path).parent.name
+        cpu[f"{name}/{Path(path).stem}"] = _tally(stages, name, row)
+        stage = stages[name]
+        stage.setdefault("max_rss_mb", 0.0)
         ends.append(Path(path).stat().st_mtime)
         starts.append(ends[-1] - float(row["s"]))
         rss = pd.to_numeric(row["max_rss"], errors="coerce")  # "NA" for a very short job
         if pd.notna(rss):
             stage["max_rss_mb"] = max(stage["max_rss_mb"], float(rss))
     schedule = schedule_seconds(cpu, anomaly_job_needs(list(cpu), scan_runs or []), cores)
-    epochs_by_stage: dict[str, list[dict]] = {}
-    for path in histories:
-        stage = Path(path).stem.removesuffix("_history")
-        epochs_by_stage.setdefault(stage, []).extend(read_json(path))
+    epochs_by_stage = _epochs_by_stage(histories)
     return {
         "estimated_seconds_on_cores": schedule,
         "elapsed_seconds_of_the_run": max(ends) - min(starts) if ends else None,
