@@ -29,12 +29,9 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as _components
 from sklearn.cluster import DBSCAN
 
+from hepclust.tracking.hit_features import as_numpy
+
 CURVATURES = tuple(np.linspace(-1e-3, 1e-3, 41))  # 1/mm
-
-
-def as_numpy(array: np.ndarray | torch.Tensor) -> np.ndarray:
-    """`array` as a NumPy array (a tensor detached and copied to the CPU)."""
-    return array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
 
 
 def connected_components(edge_index: np.ndarray | torch.Tensor, num_nodes: int) -> np.ndarray:

@@ -89,13 +89,14 @@ class TrackingEvent:
                              self.particle_id.to(device))
 
 
-def _numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
-    return values.cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+def as_numpy(array: np.ndarray | torch.Tensor) -> np.ndarray:
+    """`array` as a NumPy array (a tensor detached and copied to the CPU)."""
+    return array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
 
 
 def count_true_pairs(particle_id: np.ndarray | torch.Tensor) -> int:
     """The number of unordered true pairs of an event: sum of n (n - 1) / 2 over particles."""
-    pid = _numpy(particle_id)
+    pid = as_numpy(particle_id)
     _, size = np.unique(pid[pid != 0], return_counts=True)
     return int((size * (size - 1) // 2).sum())
 
@@ -103,7 +104,7 @@ def count_true_pairs(particle_id: np.ndarray | torch.Tensor) -> int:
 def true_pairs(particle_id: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Every unordered true pair of an event as an int64 (2, P) tensor of hit indices, with
     i < j in each column, on the CPU; grouped by particle, in increasing particle_id."""
-    pid = _numpy(particle_id)
+    pid = as_numpy(particle_id)
     real = np.flatnonzero(pid != 0)
     order = real[np.argsort(pid[real], kind="stable")]  # hits of a particle in index order
     _, start, size = np.unique(pid[order], return_index=True, return_counts=True)
@@ -125,8 +126,8 @@ def consecutive_pairs(particle_id: np.ndarray | torch.Tensor,
     """The pairs of hits that follow each other along each particle, ordered by distance
     from the origin (as the track runs outwards): n - 1 of a particle's n hits, as an
     int64 (2, P) tensor with the nearer hit first, on the CPU."""
-    pid = _numpy(particle_id)
-    distance = np.linalg.norm(_numpy(positions).astype(np.float64), axis=1)
+    pid = as_numpy(particle_id)
+    distance = np.linalg.norm(as_numpy(positions).astype(np.float64), axis=1)
     real = np.flatnonzero(pid != 0)
     order = real[np.lexsort((distance[real], pid[real]))]
     follows = pid[order][1:] == pid[order][:-1]

@@ -36,7 +36,7 @@ events this gained 0.005-0.013 in score over the plain union (docs/tracking.md).
 import numpy as np
 import torch
 
-from hepclust.tracking.baselines import as_numpy
+from hepclust.tracking.hit_features import as_numpy
 from hepclust.tracking.pair_features import oriented
 
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from hepclust.tracking.baselines import as_numpy, connected_components
+from hepclust.tracking.baselines import connected_components
+from hepclust.tracking.hit_features import as_numpy
 
 
 def resplit_components(edge_index: torch.Tensor | np.ndarray,

@@ -56,6 +56,8 @@ import torch
 from torch import nn
 from torch_geometric.utils import scatter
 
+from hepclust.tracking.hit_features import as_numpy
+
 ENTROPY_EPS = 1e-6
 
 
@@ -255,15 +257,11 @@ class RecursionTree:
         return self.entry_hit[self.entry_node == node]
 
 
-def _numpy(array: np.ndarray | torch.Tensor) -> np.ndarray:
-    return array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
-
-
 def cluster_scores(tree: RecursionTree, particle: np.ndarray | torch.Tensor,
                    min_hits: int = 3, noise_particle: int | None = 0) -> np.ndarray:
     """Precision x recall of each cluster against its majority particle (Eq. 2.52), 0 for
     fewer than `min_hits` hits or a noise majority; `particle` holds every hit of the event."""
-    particle = _numpy(particle)
+    particle = as_numpy(particle)
     particles, hit_particle = np.unique(particle, return_inverse=True)
     n_particles = max(len(particles), 1)
     pair, pair_nhits = np.unique(tree.entry_node * n_particles + hit_particle[tree.entry_hit],
@@ -294,7 +292,7 @@ def stop_labels(tree: RecursionTree, particle: np.ndarray | torch.Tensor,
     """
     scores = cluster_scores(tree, particle, min_hits, noise_particle)
     per_hit = np.ones(len(tree.entry_hit)) if hit_weight is None \
-        else _numpy(hit_weight).astype(np.float64)[tree.entry_hit]
+        else as_numpy(hit_weight).astype(np.float64)[tree.entry_hit]
     weighted = scores * np.bincount(tree.entry_node, weights=per_hit, minlength=tree.num_nodes)
     best = weighted.copy()
     labels = np.ones(tree.num_nodes, dtype=bool)
