@@ -17,6 +17,7 @@ from hepclust.io.schema import TRACKML_EVENT_HITS, TRACKML_EVENT_PARTICLES
 from hepclust.tracking.alternatives import BaselineSettings, baseline_tracks, curvature_of
 from hepclust.tracking.baselines import connected_components
 from hepclust.tracking.checkpoints import load_graphs, load_module, save_graphs, save_module
+from hepclust.tracking.edge_filter import EdgeFilter
 from hepclust.tracking.embedding import HitEmbedding
 from hepclust.tracking.evaluation import (
     all_pairs_row,
@@ -111,7 +112,7 @@ def tiny_models(in_dim: int = len(HIT_FEATURES), embedding_dim: int = 4) -> Mode
                   gnn=ClusteringGNN(in_dim + embedding_dim, hidden=8, out_channels=3, layers=2,
                                     kernel_hidden=4, aggr="mean"),
                   split=Split(3, hidden=8, layers=2), stop=Stop(3, hidden=8, layers=2),
-                  links=LinkScorer(hidden=4))
+                  links=LinkScorer(hidden=4), edge_filter=EdgeFilter(in_dim, (4,)))
 
 
 # ---- events -------------------------------------------------------------------------------
@@ -320,7 +321,9 @@ def test_reconstruct_gives_every_hit_a_track_and_times_every_stage():
     assert found.track_id.min() == 0
     assert set(found.seconds) == set(STAGES)
     assert found.gnn_output.shape == (len(event.hits), 3)
-    # Threshold 0 keeps every candidate edge whose probability is above 0: all of them.
+    # The filter's threshold is -inf until trained and the refinement's is 0: every
+    # candidate edge is kept.
+    assert found.filtered.shape == found.candidates.shape
     assert found.refined.shape == found.candidates.shape
     assert found.clustering.depth <= 4
 

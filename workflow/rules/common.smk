@@ -419,6 +419,21 @@ def tracking_graph_inputs(wildcards):
     }
 
 
+def filter_model():
+    """The edge filter, where the config turns it on."""
+    if config["tracking_clustering"]["filter"]["enabled"]:
+        return {"edge_filter": "results/tracking/models/filter.pt"}
+    return {}
+
+
+def refinement_candidates():
+    """The graphs the refinement trains on and refines: the candidate graphs, filtered
+    where the config turns the filter on."""
+    if config["tracking_clustering"]["filter"]["enabled"]:
+        return "results/tracking/graphs/filtered.pt"
+    return "results/tracking/graphs/embedding.pt"
+
+
 def link_model():
     """The link scorer, the union's order, where the config turns it on."""
     if config["tracking_clustering"]["links"]["enabled"]:
@@ -427,8 +442,8 @@ def link_model():
 
 
 def tracked_models(wildcards):
-    """The trained tracking pipeline: embedding, refinement, the fine-tuned GNN, Split and
-    Stop, the layer pairs and (where on) the link scorer."""
+    """The trained tracking pipeline: embedding, (where on) the edge filter, refinement,
+    the fine-tuned GNN, Split and Stop, the layer pairs and (where on) the link scorer."""
     return {
         "embedding": "results/tracking/models/embedding.pt",
         "refinement": "results/tracking/models/refinement.pt",
@@ -437,6 +452,7 @@ def tracked_models(wildcards):
         "stop": "results/tracking/models/stop_tuned.pt",
         "layer_pairs": "results/tracking/models/layer_pairs.pt",
         **link_model(),
+        **filter_model(),
     }
 
 
@@ -446,6 +462,7 @@ def _check_tracking_clustering():
     if settings["graph"]["k"] is None and settings["graph"]["radius"] is None:
         raise ValueError("config: tracking_clustering.graph needs k, radius or both")
     for name, events in (("embedding_events", settings["embedding_events"]),
+                         ("filter.events", settings["filter"]["events"]),
                          ("refinement.events", settings["refinement"]["events"])):
         if events > settings["train_events"]:
             raise ValueError(

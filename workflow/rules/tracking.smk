@@ -1,5 +1,5 @@
 # The clustering GNN on the tracking events (Choma's thesis, chapters 2-3): split the
-# events -> metric learning -> embedding graphs -> edge refinement -> GNN -> Split, Stop
+# events -> metric learning -> candidate graphs -> edge filter -> edge refinement -> GNN -> Split, Stop
 # -> end-to-end fine tuning -> inference and scoring on the held-out events -> the
 # alternatives on the same events -> metrics, plots and the scaling benchmark.
 
@@ -79,12 +79,41 @@ rule build_tracking_graphs:
         "../scripts/build_tracking_graphs.py"
 
 
-rule train_tracking_refinement:
+rule train_tracking_filter:
     input:
         hits=TRACKING_HITS,
         particles=TRACKING_PARTICLES,
         split="results/tracking/data/split.json",
         graphs="results/tracking/graphs/embedding.pt",
+    output:
+        model="results/tracking/models/filter.pt",
+        history="results/tracking/models/filter_history.json",
+        graphs="results/tracking/graphs/filtered.pt",
+        edges="results/tracking/graphs/filtered_edges.json",
+    log:
+        "results/logs/tracking/train_filter.log",
+    benchmark:
+        "results/benchmarks/tracking/train_filter.tsv"
+    params:
+        seed=config["seed"],
+        settings=config["tracking_clustering"]["filter"],
+        device=config["device"],
+    resources:
+        gpu=gpus_for_training,
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/hepclust.yaml"
+    script:
+        "../scripts/train_tracking_filter.py"
+
+
+rule train_tracking_refinement:
+    input:
+        hits=TRACKING_HITS,
+        particles=TRACKING_PARTICLES,
+        split="results/tracking/data/split.json",
+        graphs=refinement_candidates(),
     output:
         model="results/tracking/models/refinement.pt",
         history="results/tracking/models/refinement_history.json",
@@ -111,7 +140,7 @@ rule refine_tracking_graphs:
         hits=TRACKING_HITS,
         particles=TRACKING_PARTICLES,
         split="results/tracking/data/split.json",
-        graphs="results/tracking/graphs/embedding.pt",
+        graphs=refinement_candidates(),
         refinement="results/tracking/models/refinement.pt",
     output:
         graphs="results/tracking/graphs/refined.pt",
@@ -306,6 +335,7 @@ rule tracking_baselines:
         stop="results/tracking/models/stop.pt",
         layer_pairs="results/tracking/models/layer_pairs.pt",
         **link_model(),
+        **filter_model(),
     output:
         "results/tracking/test/baselines.json",
     log:

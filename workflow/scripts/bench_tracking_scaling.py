@@ -9,7 +9,8 @@ with logged_to(snakemake.log[0]):
     settings, inputs = snakemake.params.settings, snakemake.input
     device = torch_device(snakemake.params.device, snakemake.threads)
     models = load_models(inputs.embedding, inputs.refinement, inputs.gnn, inputs.split_model,
-                         inputs.stop, inputs.layer_pairs, device, inputs.get("links"))
+                         inputs.stop, inputs.layer_pairs, device, inputs.get("links"),
+                         inputs.get("edge_filter"))
     scaling = settings["scaling"]
     write_json(scaling_benchmark(models, EventSettings.from_config(snakemake.params.generate),
                                  scaling["densities"], scaling["events"], snakemake.params.seed,

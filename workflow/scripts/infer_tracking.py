@@ -12,7 +12,8 @@ with logged_to(snakemake.log[0]):
     settings, inputs, output = snakemake.params.settings, snakemake.input, snakemake.output
     device = torch_device(snakemake.params.device, snakemake.threads)
     models = load_models(inputs.embedding, inputs.refinement, inputs.gnn, inputs.split_model,
-                         inputs.stop, inputs.layer_pairs, device, inputs.get("links"))
+                         inputs.stop, inputs.layer_pairs, device, inputs.get("links"),
+                         inputs.get("edge_filter"))
     tables = read_events(inputs.hits, inputs.particles, read_json(inputs.split)["test"])
     with atomic_directory(output.submissions) as submissions:
         results, outputs = infer_events(tables, models, graph_settings(settings),

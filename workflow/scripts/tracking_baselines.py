@@ -11,7 +11,8 @@ with logged_to(snakemake.log[0]):
     settings, inputs = snakemake.params.settings, snakemake.input
     device = torch_device(snakemake.params.device, snakemake.threads)
     untuned = load_models(inputs.embedding, inputs.refinement, inputs.gnn, inputs.split_model,
-                          inputs.stop, inputs.layer_pairs, device, inputs.get("links"))
+                          inputs.stop, inputs.layer_pairs, device, inputs.get("links"),
+                          inputs.get("edge_filter"))
     tables = read_events(inputs.hits, inputs.particles, read_json(inputs.split)["test"])
     outputs = torch.load(inputs.outputs, map_location="cpu", weights_only=True)
     write_json(compare_events(tables, outputs, baseline_settings(settings), untuned,

@@ -30,7 +30,7 @@ def plot_scores(metrics: dict) -> plt.Figure:
         left.text(value, len(names) - 0.5, label, rotation=90, va="top", fontsize="small")
     left.set(xlabel=f"TrackML score (mean over {metrics['test_events']} held-out events)",
              xlim=(0, 1), title="Table 3.2: track finding")
-    stages = [s for s in ("all_pairs", "embedding", "refined", "classified")
+    stages = [s for s in ("all_pairs", "embedding", "filtered", "refined", "classified")
               if s in metrics["table_3_1"]]
     table = metrics["table_3_1"]
     x = np.arange(len(stages))

@@ -10,6 +10,7 @@ from torch import nn
 
 from hepclust.errors import InputError
 from hepclust.io.parquet import atomic_path
+from hepclust.tracking.edge_filter import EdgeFilter
 from hepclust.tracking.embedding import HitEmbedding
 from hepclust.tracking.gnn import ClusteringGNN
 from hepclust.tracking.links import LinkScorer
@@ -18,6 +19,7 @@ from hepclust.tracking.split_stop import Split, Stop
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "embedding": HitEmbedding,
+    "filter": EdgeFilter,
     "refinement": edge_classifier,
     "gnn": ClusteringGNN,
     "split": Split,

@@ -56,6 +56,7 @@ def infer_events(tables: Sequence[EventTables], models: Models, graph: GraphSett
                                  else int(found.initial.unique().numel())),
             "graphs": {name: edge_metrics(edges, event.particle_id, event.positions)
                        for name, edges in (("embedding", found.candidates),
+                                           ("filtered", found.filtered),
                                            ("refined", found.refined),
                                            ("classified", found.classified))},
         }
@@ -99,6 +100,7 @@ def tracking_summary(inference: dict, baselines: dict, training_graphs: dict,
     methods = {METHOD: ours, **{name: summarise_method(per_event)
                                 for name, per_event in baselines.items()}}
     refined = summarise_graphs([e["graphs"]["refined"] for e in events])
+    filtered = summarise_graphs([e["graphs"]["filtered"] for e in events])
     embedding = summarise_graphs([e["graphs"]["embedding"] for e in events])
     classified = summarise_graphs([e["graphs"]["classified"] for e in events])
     # Edge efficiency: the share of the candidate graph's true edges the clustering's
@@ -120,6 +122,9 @@ def tracking_summary(inference: dict, baselines: dict, training_graphs: dict,
         "refined_edge_purity": refined["purity"],
         "candidate_edge_recall": embedding["consecutive_recall"],
         "candidate_edge_purity": embedding["purity"],
+        "filtered_edge_recall": filtered["consecutive_recall"],
+        "filtered_edge_purity": filtered["purity"],
+        "filtered_edges_per_event": filtered["edges_per_event"],
         "score_pt_above_1gev": ours["score_pt_above_1gev"],
         "efficiency_pt_above_1gev": ours["efficiency_pt_above_1gev"],
         "seconds_per_event": ours["seconds_per_event"],
@@ -130,7 +135,8 @@ def tracking_summary(inference: dict, baselines: dict, training_graphs: dict,
         "efficiency": ours["efficiency"],
         "fake_rate": ours["fake_rate"],
         "duplicate_rate": ours["duplicate_rate"],
-        "table_3_1": {"all_pairs": all_pairs, "embedding": embedding, "refined": refined,
+        "table_3_1": {"all_pairs": all_pairs, "embedding": embedding, "filtered": filtered,
+                      "refined": refined,
                       "classified": classified,
                       "training_events": training_graphs},
         "table_3_2": {name: {k: v for k, v in m.items() if k != "per_event"}

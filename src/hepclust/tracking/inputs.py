@@ -30,9 +30,12 @@ def training_graph_events(hits: str | Path, particles: str | Path, split: str | 
 
 def load_models(embedding: str | Path, refinement: str | Path, gnn: str | Path,
                 split: str | Path, stop: str | Path, layer_pairs: str | Path,
-                device: torch.device, links: str | Path | None = None) -> Models:
-    """The trained pipeline; without `links`, the union joins edges by probability."""
+                device: torch.device, links: str | Path | None = None,
+                edge_filter: str | Path | None = None) -> Models:
+    """The trained pipeline; without `links`, the union joins edges by probability;
+    without `edge_filter`, the refinement sees every candidate edge."""
     return Models(*(load_module(path, kind, device) for path, kind in (
         (embedding, "embedding"), (refinement, "refinement"), (gnn, "gnn"), (split, "split"),
         (stop, "stop"))), layer_pairs=LayerPairGraph.load(layer_pairs),
-        links=None if links is None else load_module(links, "links", device))
+        links=None if links is None else load_module(links, "links", device),
+        edge_filter=None if edge_filter is None else load_module(edge_filter, "filter", device))

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from hepclust.tracking.baselines import connected_components
+from hepclust.tracking.edge_filter import EdgeFilter
 from hepclust.tracking.embedding import embed
 from hepclust.tracking.gnn import ClusteringGNN, GraphEvent, pair_logits
 from hepclust.tracking.graph import neighbour_graph
@@ -30,9 +31,10 @@ from hepclust.tracking.layer_union import layer_union
 from hepclust.tracking.links import link_scores
 from hepclust.tracking.refinement import edge_probabilities
 from hepclust.tracking.resplit import resplit_components
+from hepclust.ucluster.training import reuse_freed_memory
 
 Initial = Literal["event", "components", "resplit", "layer_union"]
-STAGES = ("embedding", "graph", "refinement", "links", "gnn", "clustering")
+STAGES = ("embedding", "graph", "filter", "refinement", "links", "gnn", "clustering")
 
 
 Builder = Literal["embedding", "layer_pairs"]
@@ -76,6 +78,7 @@ class Models:
     stop: nn.Module | None
     layer_pairs: LayerPairGraph | None = None
     links: nn.Module | None = None  # the union's order (hepclust.tracking.links)
+    edge_filter: EdgeFilter | None = None  # drops edges before the refinement
 
 
 def message_edges(pairs: torch.Tensor) -> torch.Tensor:
@@ -218,6 +221,7 @@ class Reconstruction:
     track_id: np.ndarray
     embedding: torch.Tensor
     candidates: torch.Tensor
+    filtered: torch.Tensor  # the candidates that pass the edge filter (all without one)
     refined: torch.Tensor
     classified: torch.Tensor
     gnn_output: torch.Tensor
@@ -231,9 +235,10 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
                 clustering: ClusteringSettings, device: torch.device | str) -> Reconstruction:
     """Find the tracks of one event with the trained `models`, timing each stage."""
     device = torch.device(device)
+    reuse_freed_memory()
     event = event.to(device)
-    for module in (models.embedding, models.refinement, models.gnn, models.split, models.stop,
-                   models.links):
+    for module in (models.embedding, models.edge_filter, models.refinement, models.gnn,
+                   models.split, models.stop, models.links):
         if module is not None:
             module.to(device).eval()
     clock = Stopwatch(device)
@@ -241,10 +246,13 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
     candidates = clock.run("graph", candidate_edges, event, embedding, graph,
                            models.layer_pairs)
 
+    filtered = (candidates if models.edge_filter is None
+                else clock.run("filter", models.edge_filter.keep, event, candidates))
+
     def refined_edges() -> tuple[torch.Tensor, torch.Tensor]:
-        probability = edge_probabilities(models.refinement, event, candidates, device)
+        probability = edge_probabilities(models.refinement, event, filtered, device)
         kept = probability > graph.threshold
-        return candidates[:, kept], probability[kept]
+        return filtered[:, kept], probability[kept]
 
     refined, probability = clock.run("refinement", refined_edges)
     if models.links is not None:
@@ -264,5 +272,5 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
             device), initial
 
     found, initial = clock.run("clustering", divide)
-    return Reconstruction(found.track_id, embedding, candidates, refined, classified,
+    return Reconstruction(found.track_id, embedding, candidates, filtered, refined, classified,
                           gnn_output, initial, found, clock.seconds)

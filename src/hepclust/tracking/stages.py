@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from hepclust.tracking.edge_filter import EdgeFilter, train_edge_filter
 from hepclust.tracking.embedding import EmbeddingSettings, embed, train_embedding
 from hepclust.tracking.events import EventTables
 from hepclust.tracking.gnn import ClusteringGNN, GraphEvent, train_gnn
@@ -55,6 +56,27 @@ def candidate_graphs(embedding: nn.Module, tables: Sequence[EventTables],
         event = table.tracking_event().to(device)
         edges = candidate_edges(event, embed(embedding, event.features, device), graph,
                                 layer_pairs)
+        graphs[table.event_id] = edges.cpu()
+        rows.append({"event": table.name, **edge_metrics(edges, event.particle_id)})
+    return graphs, rows
+
+
+def fit_edge_filter(events: Sequence[TrackingEvent], candidates: Sequence[torch.Tensor],
+                    hidden: Sequence[int], epochs: int, lr: float, efficiency: float, seed: int,
+                    device: torch.device) -> Trained:
+    model, history = train_edge_filter(events, candidates, hidden, epochs, lr, efficiency,
+                                       seed=seed, device=device)
+    return model, {"hit_dim": int(events[0].features.shape[1]), "hidden": list(hidden)}, history
+
+
+def filtered_graphs(edge_filter: EdgeFilter, tables: Sequence[EventTables],
+                    candidates: dict[int, torch.Tensor],
+                    device: torch.device) -> tuple[dict[int, torch.Tensor], list[dict]]:
+    """Each event's candidate edges that pass the filter, and the graphs' size and quality."""
+    graphs, rows = {}, []
+    for table in tqdm(tables, desc="filtered graphs", unit="event"):
+        event = table.tracking_event().to(device)
+        edges = edge_filter.keep(event, candidates[table.event_id].to(device))
         graphs[table.event_id] = edges.cpu()
         rows.append({"event": table.name, **edge_metrics(edges, event.particle_id)})
     return graphs, rows

@@ -1,9 +1,9 @@
 """`hepclust track`: the trained clustering GNN on any TrackML event, outside the workflow.
 
-The models are the workflow's (results/tracking/models: the embedding, the refinement,
-the fine-tuned GNN, Split and Stop, the learned layer pairs and the link scorer), the
-graph and clustering settings those of the config's ``tracking_clustering`` section that
-trained them.
+The models are the workflow's (results/tracking/models: the embedding, the edge filter,
+the refinement, the fine-tuned GNN, Split and Stop, the learned layer pairs and the link
+scorer), the graph and clustering settings those of the config's ``tracking_clustering``
+section that trained them.
 """
 
 from pathlib import Path
@@ -22,6 +22,7 @@ from hepclust.tracking.settings import clustering_settings, graph_settings
 MODEL_FILES = ("embedding.pt", "refinement.pt", "gnn_tuned.pt", "split_tuned.pt",
                "stop_tuned.pt", "layer_pairs.pt")
 LINKS_FILE = "links.pt"  # the union's order, where the config turns it on
+FILTER_FILE = "filter.pt"  # the edge filter, where the config turns it on
 
 
 def tracking_config(path: str | Path) -> dict:
@@ -45,7 +46,9 @@ def track_hits(hits, models_dir: str | Path, config: dict, device: str = "cpu",
     models_dir = Path(models_dir)
     paths = [models_dir / name for name in MODEL_FILES]
     links = models_dir / LINKS_FILE if config["links"]["enabled"] else None
-    models = load_models(*paths, device=torch.device(device), links=links)
+    edge_filter = models_dir / FILTER_FILE if config["filter"]["enabled"] else None
+    models = load_models(*paths, device=torch.device(device), links=links,
+                         edge_filter=edge_filter)
     event = TrackingEvent.from_hits(hits, source)
     found = reconstruct(event, models, graph_settings(config), clustering_settings(config),
                         device)

@@ -1,0 +1,74 @@
+"""The edge filter before the refinement: its threshold, its training and its checkpoint."""
+
+import numpy as np
+import pytest
+import torch
+
+from hepclust.tracking.checkpoints import load_module, save_module
+from hepclust.tracking.edge_filter import (
+    EdgeFilter,
+    _standardised_inputs,
+    efficiency_threshold,
+    train_edge_filter,
+)
+from hepclust.tracking.hit_features import TrackingEvent, hit_features, same_particle
+
+
+def fan_of_tracks(seed: int, particles: int = 12, layers: int = 5) -> tuple[TrackingEvent,
+                                                                            torch.Tensor]:
+    """Straight tracks from the origin on `layers` barrel layers, and as candidates every
+    pair of hits on adjacent layers: one true edge per particle and layer pair, the rest
+    false."""
+    rng = np.random.default_rng(seed)
+    phi = rng.uniform(-np.pi, np.pi, particles)
+    cot = rng.uniform(-1.5, 1.5, particles)
+    r = np.repeat(40.0 * np.arange(1, layers + 1), particles)
+    phi, cot = np.tile(phi, layers), np.tile(cot, layers)
+    x, y, z = r * np.cos(phi), r * np.sin(phi), r * cot
+    layer = np.repeat(2 * np.arange(1, layers + 1), particles)
+    event = TrackingEvent(features=hit_features(x, y, z, np.full(len(x), 8), layer),
+                          positions=torch.tensor(np.stack([x, y, z], axis=1),
+                                                 dtype=torch.float32),
+                          particle_id=torch.tensor(np.tile(np.arange(1, particles + 1), layers)))
+    inner, outer = np.meshgrid(np.arange(particles), np.arange(particles), indexing="ij")
+    pairs = [np.stack([inner.ravel() + k * particles, outer.ravel() + (k + 1) * particles])
+             for k in range(layers - 1)]
+    return event, torch.from_numpy(np.concatenate(pairs, axis=1))
+
+
+def test_the_threshold_keeps_the_asked_share_of_true_edges():
+    logits = torch.arange(10.0)
+    threshold = efficiency_threshold(logits, 0.8)
+    assert int((logits > threshold).sum()) == 8
+    assert efficiency_threshold(logits, 1.0) == float("-inf")
+    with pytest.raises(ValueError, match="efficiency"):
+        train_edge_filter([fan_of_tracks(0)[0]], [fan_of_tracks(0)[1]], efficiency=0.0)
+
+
+def test_the_gathered_first_layer_equals_the_mlp_on_the_whole_inputs():
+    torch.manual_seed(0)
+    event, edges = fan_of_tracks(1)
+    model = EdgeFilter(event.features.shape[1], (8, 8))
+    model.hit_mean.normal_()
+    model.pair_scale.uniform_(0.5, 2.0)
+    expected = model.mlp(_standardised_inputs(model, event, edges)).squeeze(-1)
+    torch.testing.assert_close(model.edge_logits(event, edges, chunk=50), expected)
+
+
+def test_the_filter_drops_false_edges_and_keeps_its_true_edges_after_a_round_trip(tmp_path):
+    events, candidates = zip(*(fan_of_tracks(seed) for seed in range(4)), strict=True)
+    model, history = train_edge_filter(events, candidates, hidden=(16, 16), epochs=6, lr=0.01,
+                                       efficiency=0.95, batch_size=256, seed=3, progress=False)
+    assert history[-1]["efficiency"] >= 0.95
+    assert history[-1]["loss"] < history[0]["loss"]
+    held_out, edges = fan_of_tracks(10)
+    kept = model.keep(held_out, edges)
+    true_kept = int(same_particle(held_out.particle_id, kept).sum())
+    true_all = int(same_particle(held_out.particle_id, edges).sum())
+    assert true_kept >= 0.85 * true_all
+    assert kept.shape[1] < 0.5 * edges.shape[1]  # 11 of each 12 candidates are false
+    save_module(tmp_path / "filter.pt", "filter", model,
+                {"hit_dim": held_out.features.shape[1], "hidden": [16, 16]}, history)
+    loaded = load_module(tmp_path / "filter.pt", "filter")
+    assert float(loaded.threshold) == float(model.threshold)
+    assert torch.equal(loaded.keep(held_out, edges), kept)
