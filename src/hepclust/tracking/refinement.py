@@ -121,13 +121,15 @@ def mlp_on_edges(mlp: nn.Sequential, inner: torch.Tensor, outer: torch.Tensor,
     weight_inner = first.weight[:, start:start + width]
     weight_outer = first.weight[:, start + width:start + 2 * width]
     weight_edge = first.weight[:, :own] if edge_first else first.weight[:, 2 * width:]
-    # Row 2 h of the table is hit h's product with the inner weights, row 2 h + 1 with
-    # the outer ones.
-    table = (hits @ torch.cat([weight_inner, weight_outer]).T).reshape(2 * len(hits), -1)
-    out = torch.addmm(first.bias, edges, weight_edge.T)
-    out += F.embedding_bag(torch.stack([2 * inner, 2 * outer + 1], dim=1), table, mode="sum")
+    # Row 2 h of the table is hit h's product with the inner weights plus the bias, row
+    # 2 h + 1 its product with the outer weights; the matrix product adds the edge's term.
+    table = torch.addmm(torch.cat([first.bias, torch.zeros_like(first.bias)]), hits,
+                        torch.cat([weight_inner, weight_outer]).T).reshape(2 * len(hits), -1)
+    ends = F.embedding_bag(torch.stack([2 * inner, 2 * outer + 1], dim=1), table, mode="sum")
+    out = torch.addmm(ends, edges, weight_edge.T)
     for layer in mlp[1:]:
-        out = layer(out)
+        # In place: neither product's gradient needs its output.
+        out = out.relu_() if isinstance(layer, nn.ReLU) else layer(out)
     return out
 
 
