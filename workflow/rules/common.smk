@@ -426,6 +426,15 @@ def filter_model():
     return {}
 
 
+def filter_summaries():
+    """The edge filter's training history and its graphs' rows, where the config turns
+    it on."""
+    if config["tracking_clustering"]["filter"]["enabled"]:
+        return {"filter_history": "results/tracking/models/filter_history.json",
+                "filtered_edges": "results/tracking/graphs/filtered_edges.json"}
+    return {}
+
+
 def refinement_candidates():
     """The graphs the refinement trains on and refines: the candidate graphs, filtered
     where the config turns the filter on."""

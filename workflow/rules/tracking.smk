@@ -361,6 +361,7 @@ rule tracking_clustering_metrics:
         baselines="results/tracking/test/baselines.json",
         embedding_edges="results/tracking/graphs/embedding_edges.json",
         refined_edges="results/tracking/graphs/refined_edges.json",
+        **filter_summaries(),
         histories=expand(
             "results/tracking/models/{stage}_history.json",
             stage=[
