@@ -91,11 +91,11 @@ def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor
     first_tier = mutual_best_links(edges, p, layers) if best_links_first else np.ones(len(p), bool)
     order = np.lexsort((-p, ~first_tier))
     for first, second in zip(edges[0, order].tolist(), edges[1, order].tolist(), strict=True):
-        a, b = root(first), root(second)
-        if a == b:
-            continue
         across = one_link_per_side and layer_of[first] != layer_of[second]
         if across and (linked_out[first] or linked_in[second]):
+            continue  # before the roots: most edges end here, and it needs none
+        a, b = root(first), root(second)
+        if a == b:
             continue
         if len(members[a]) < len(members[b]):
             a, b = b, a
