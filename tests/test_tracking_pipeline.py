@@ -29,7 +29,7 @@ from hepclust.tracking.evaluation import (
 )
 from hepclust.tracking.events import EventTables, event_name, read_events, split_events
 from hepclust.tracking.gnn import ClusteringGNN
-from hepclust.tracking.hit_features import HIT_FEATURES, detector_layers
+from hepclust.tracking.hit_features import CELL_COLUMNS, HIT_FEATURES, detector_layers
 from hepclust.tracking.layer_union import layer_union, mutual_best_links
 from hepclust.tracking.links import LinkScorer
 from hepclust.tracking.pipeline import (
@@ -87,19 +87,25 @@ def synthetic_event(event_id: int = 1, **kwargs) -> EventTables:
     return EventTables(event_id, hits, particles)
 
 
-def write_parquet_events(directory, event_ids, break_event=None):
-    """hits.parquet and particles.parquet of synthetic events, in the pipeline's schema."""
+def write_parquet_events(directory, event_ids, break_event=None, cells=False):
+    """hits.parquet and particles.parquet of synthetic events, in the pipeline's schema
+    (with cell-shape columns if `cells`)."""
     hits, particles = zip(*(synthetic_hits(e) for e in event_ids), strict=True)
     hits, particles = pd.concat(hits), pd.concat(particles)
+    if cells:
+        hits = hits.assign(cell_count=np.float32(3), cell_value=np.float32(0.5),
+                           cell_theta_u=np.float32(0.2), cell_theta_v=np.float32(-0.1))
     if break_event is not None:
-        hits.loc[hits["event_id"] == break_event, "z"] = np.nan
-    full_hits = {f.name: np.zeros(len(hits), dtype=f.type.to_pandas_dtype())
-                 for f in TRACKML_EVENT_HITS}
+        hits.loc[hits["event_id"] == break_event, "cell_value" if cells else "z"] = np.nan
+    schema = TRACKML_EVENT_HITS
+    for column in CELL_COLUMNS if cells else ():
+        schema = schema.append(pa.field(column, pa.float32()))
+    full_hits = {f.name: np.zeros(len(hits), dtype=f.type.to_pandas_dtype()) for f in schema}
     full_hits.update({c: hits[c].to_numpy() for c in hits.columns})
     full_particles = {f.name: np.zeros(len(particles), dtype=f.type.to_pandas_dtype())
                       for f in TRACKML_EVENT_PARTICLES}
     full_particles.update({c: particles[c].to_numpy() for c in particles.columns})
-    pq.write_table(pa.Table.from_pydict(full_hits, TRACKML_EVENT_HITS), directory / "hits.parquet")
+    pq.write_table(pa.Table.from_pydict(full_hits, schema), directory / "hits.parquet")
     pq.write_table(pa.Table.from_pydict(full_particles, TRACKML_EVENT_PARTICLES),
                    directory / "particles.parquet")
     return directory / "hits.parquet", directory / "particles.parquet"
@@ -145,6 +151,17 @@ def test_read_events_returns_each_event_and_rejects_nan_positions(tmp_path):
         read_events(hits, particles, [9])
     hits, particles = write_parquet_events(tmp_path, [1, 2], break_event=2)
     with pytest.raises(InputError, match=r"hits\.parquet: column z has 27 NaN"):  # on reading
+        read_events(hits, particles, [1, 2])
+
+
+def test_read_events_keeps_the_cell_shapes_the_features_use(tmp_path):
+    hits, particles = write_parquet_events(tmp_path, [1, 2], cells=True)
+    features = read_events(hits, particles, [1])[0].tracking_event().features
+    cells = features[:, HIT_FEATURES.index("log_cells")]
+    torch.testing.assert_close(cells, torch.full_like(cells, math.log(4.0)))
+    assert bool((features[:, HIT_FEATURES.index("theta_u")] == 0.2).all())
+    hits, particles = write_parquet_events(tmp_path, [1, 2], break_event=2, cells=True)
+    with pytest.raises(InputError, match="event 2: column cell_value has 27 NaN"):
         read_events(hits, particles, [1, 2])
 
 

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from hepclust.errors import InputError
 from hepclust.io.parquet import read_table
 from hepclust.io.schema import TRACKML_EVENT_HITS, TRACKML_EVENT_PARTICLES
-from hepclust.tracking.hit_features import TrackingEvent
+from hepclust.tracking.hit_features import CELL_COLUMNS, TrackingEvent
 
 MIN_EVENT_HITS = 2  # a graph needs two hits
 HIT_COLUMNS = ["event_id", "hit_id", "x", "y", "z", "volume_id", "layer_id", "particle_id",
@@ -48,7 +48,8 @@ def read_event_ids(hits_path: str | Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EventTables:
-    """One event: its hits (pandas, `HIT_COLUMNS`) and its particles (pandas)."""
+    """One event: its hits (pandas, `HIT_COLUMNS` and any cell columns) and its
+    particles (pandas)."""
 
     event_id: int
     hits: pd.DataFrame
@@ -68,9 +69,12 @@ class EventTables:
 
 def read_events(hits_path: str | Path, particles_path: str | Path,
                 event_ids: list[int]) -> list[EventTables]:
-    """The hits and particles of the events `event_ids` (in that order), checked: each
-    event present, with at least `MIN_EVENT_HITS` hits and finite positions and weights."""
-    hits = read_table(hits_path, TRACKML_EVENT_HITS, columns=HIT_COLUMNS)
+    """The hits (with their cell-shape columns `CELL_COLUMNS` where the table has them
+    all) and particles of the events `event_ids` (in that order), checked: each event
+    present, with at least `MIN_EVENT_HITS` hits and finite positions, weights and cells."""
+    hits = read_table(hits_path, TRACKML_EVENT_HITS)
+    cells = list(CELL_COLUMNS) if set(CELL_COLUMNS) <= set(hits.column_names) else []
+    hits = hits.select(HIT_COLUMNS + cells)
     particles = read_table(particles_path, TRACKML_EVENT_PARTICLES)
     wanted = pa.array(list(event_ids), pa.int64())
     hits = hits.filter(pc.is_in(hits["event_id"], value_set=wanted)).to_pandas()
@@ -84,7 +88,7 @@ def read_events(hits_path: str | Path, particles_path: str | Path,
             found = 0 if event_hits is None else len(event_hits)
             raise InputError(hits_path, f"event {event_id} has {found} hit(s); the tracking "
                                         f"stages need at least {MIN_EVENT_HITS}")
-        for column in ("x", "y", "z", "weight"):
+        for column in ("x", "y", "z", "weight", *cells):
             bad = ~np.isfinite(event_hits[column].to_numpy())
             if bad.any():
                 raise InputError(hits_path, f"event {event_id}: column {column} has "
