@@ -9,6 +9,7 @@ from hepclust.tracking.edge_filter import (
     EdgeFilter,
     _standardised_inputs,
     efficiency_threshold,
+    rank_per_key,
     train_edge_filter,
 )
 from hepclust.tracking.hit_features import TrackingEvent, hit_features, same_particle
@@ -72,3 +73,30 @@ def test_the_filter_drops_false_edges_and_keeps_its_true_edges_after_a_round_tri
     loaded = load_module(tmp_path / "filter.pt", "filter")
     assert float(loaded.threshold) == float(model.threshold)
     assert torch.equal(loaded.keep(held_out, edges), kept)
+
+
+def test_the_cap_keeps_each_hits_best_edges_per_side_and_nothing_below_both_ends():
+    torch.manual_seed(0)
+    event, edges = fan_of_tracks(2)
+    model = EdgeFilter(event.features.shape[1], (8,))  # threshold -inf: the cap decides
+    logits = model.edge_logits(event, edges)
+    kept = model.keep(event, edges, max_per_hit=2)
+    assert 0 < kept.shape[1] < edges.shape[1]
+    kept_pairs = set(map(tuple, kept.T.tolist()))
+    for side in (0, 1):
+        for hit in edges[side].unique().tolist():
+            mine = (edges[side] == hit).nonzero().squeeze(1)
+            best = mine[logits[mine].argsort(descending=True)[:2]]
+            assert {tuple(edges[:, e].tolist()) for e in best.tolist()} <= kept_pairs
+    for first, second in kept_pairs:  # each kept edge is in the top 2 of one of its ends
+        column = ((edges[0] == first) & (edges[1] == second)).nonzero().item()
+        ranks = [int((logits[edges[side] == edges[side, column]] > logits[column]).sum())
+                 for side in (0, 1)]
+        assert min(ranks) < 2
+    assert torch.equal(model.keep(event, edges, max_per_hit=None), edges)
+
+
+def test_ranks_count_from_the_highest_score_within_each_key():
+    ranks = rank_per_key(torch.tensor([3, 1, 3, 1, 3, 2]),
+                         torch.tensor([0.1, 0.5, 0.9, 0.7, 0.9, 0.0]))
+    assert ranks.tolist() == [2, 1, 0, 0, 1, 0]

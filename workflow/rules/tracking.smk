@@ -67,7 +67,7 @@ rule build_tracking_graphs:
     benchmark:
         "results/benchmarks/tracking/build_graphs.tsv"
     params:
-        settings=tracking_settings("graph", "refinement"),
+        settings=tracking_settings("graph", "filter", "refinement"),
         device=config["device"],
     resources:
         gpu=gpus_for_training,
@@ -310,7 +310,7 @@ rule infer_tracking:
     benchmark:
         "results/benchmarks/tracking/infer.tsv"
     params:
-        settings=tracking_settings("graph", "refinement", "hierarchical"),
+        settings=tracking_settings("graph", "filter", "refinement", "hierarchical"),
         device=config["device"],
     resources:
         gpu=gpus_for_training,
@@ -343,7 +343,7 @@ rule tracking_baselines:
     benchmark:
         "results/benchmarks/tracking/baselines.tsv"
     params:
-        settings=tracking_settings("baselines", "graph", "refinement", "hierarchical"),
+        settings=tracking_settings("baselines", "graph", "filter", "refinement", "hierarchical"),
         device=config["device"],
     resources:
         gpu=gpus_for_training,
@@ -430,7 +430,7 @@ rule bench_tracking_scaling:
         "results/logs/bench_tracking_scaling.log",
     params:
         seed=config["seed"],
-        settings=tracking_settings("scaling", "graph", "refinement", "hierarchical"),
+        settings=tracking_settings("scaling", "graph", "filter", "refinement", "hierarchical"),
         generate=config["tracking"]["generate"],
         device=config["device"],
     resources:

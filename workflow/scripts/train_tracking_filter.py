@@ -20,6 +20,7 @@ with logged_to(snakemake.log[0]):
           f"the training edges, {final['efficiency']:.4f} of the true ones")
     save_module(snakemake.output.model, "filter", model, arguments, history)
     write_json(history, snakemake.output.history)
-    graphs, rows = filtered_graphs(model, tables, candidates, device)
+    graphs, rows = filtered_graphs(model, tables, candidates, device,
+                                   settings["max_edges_per_hit"])
     save_graphs(snakemake.output.graphs, graphs)
     write_json(rows, snakemake.output.edges)

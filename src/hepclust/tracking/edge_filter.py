@@ -56,10 +56,37 @@ class EdgeFilter(nn.Module):
                               strict=True)]) if len(inner) else hits.new_zeros(0)
 
     @torch.no_grad()
-    def keep(self, event: TrackingEvent, edge_index: torch.Tensor) -> torch.Tensor:
-        """The edges of `edge_index` (2, E) above the stored threshold."""
+    def keep(self, event: TrackingEvent, edge_index: torch.Tensor,
+             max_per_hit: int | None = None) -> torch.Tensor:
+        """The edges of `edge_index` (2, E) above the stored threshold; with
+        `max_per_hit`, of those only the `max_per_hit` most probable of each hit toward
+        hits farther out and toward hits farther in (an edge stays where either of its
+        hits ranks it so), which makes the kept graph grow as the hits, not as the pairs
+        of hits that the candidate windows hold."""
         self.eval()
-        return edge_index[:, self.edge_logits(event, edge_index) > self.threshold]
+        logits = self.edge_logits(event, edge_index)
+        kept = logits > self.threshold
+        edges, logits = edge_index[:, kept], logits[kept]
+        if max_per_hit is None:
+            return edges
+        inner, outer = oriented(event.positions, edges)
+        return edges[:, (rank_per_key(inner, logits) < max_per_hit)
+                     | (rank_per_key(outer, logits) < max_per_hit)]
+
+
+def rank_per_key(key: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """Each entry's rank (0 for the highest `score`, ties by position) among the entries
+    that share its `key`."""
+    by_score = torch.sort(score, descending=True, stable=True).indices
+    order = by_score[torch.sort(key[by_score], stable=True).indices]
+    sorted_key = key[order]
+    starts = torch.ones_like(sorted_key, dtype=torch.bool)
+    starts[1:] = sorted_key[1:] != sorted_key[:-1]
+    position = torch.arange(len(key), device=key.device)
+    group_start = torch.cummax(torch.where(starts, position, 0), dim=0).values
+    rank = torch.empty_like(position)
+    rank[order] = position - group_start
+    return rank
 
 
 def _standardised_inputs(model: EdgeFilter, event: TrackingEvent,

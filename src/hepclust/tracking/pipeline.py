@@ -44,12 +44,14 @@ Builder = Literal["embedding", "layer_pairs"]
 class GraphSettings:
     """How the candidate graph is built, from the k nearest and/or the radius in the
     embedding or (``builder="layer_pairs"``) from the learned layer-pair windows
-    (`hepclust.tracking.layer_graph`), then the refinement's probability threshold."""
+    (`hepclust.tracking.layer_graph`), the edge filter's cap per hit, then the
+    refinement's probability threshold."""
 
     k: int | None = None
     radius: float | None = 0.4
     threshold: float = 0.5
     builder: Builder = "embedding"
+    filter_max_per_hit: int | None = None  # the edge filter's cap per hit and side
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,8 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
                            models.layer_pairs)
 
     filtered = (candidates if models.edge_filter is None
-                else clock.run("filter", models.edge_filter.keep, event, candidates))
+                else clock.run("filter", models.edge_filter.keep, event, candidates,
+                               graph.filter_max_per_hit))
 
     def refined_edges() -> tuple[torch.Tensor, torch.Tensor]:
         probability = edge_probabilities(models.refinement, event, filtered, device)

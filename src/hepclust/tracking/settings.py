@@ -34,7 +34,8 @@ def refinement_settings(config: dict) -> RefinementSettings:
 def graph_settings(config: dict) -> GraphSettings:
     return GraphSettings(k=config["graph"]["k"], radius=config["graph"]["radius"],
                          threshold=config["refinement"]["threshold"],
-                         builder=config["graph"]["builder"])
+                         builder=config["graph"]["builder"],
+                         filter_max_per_hit=config["filter"]["max_edges_per_hit"])
 
 
 def clustering_settings(config: dict) -> ClusteringSettings:
