@@ -118,17 +118,19 @@ def test_score_scan_matches_the_likelihood_ratio_and_finds_a_bump():
     assert z[best] ** 2 == pytest.approx(q0, rel=0.3)
 
 
-def test_fit_range_starts_above_the_trigger_turn_on():
+@pytest.mark.parametrize("min_p", [0.05, 0.01])  # the function's default, the config's
+def test_fit_range_starts_above_the_trigger_turn_on(min_p):
     """A spectrum whose efficiency rises from 50% at 2.8 TeV (80 GeV wide): the start is
-    where the efficiency has reached the plateau, not the histogram's highest bin."""
+    where the efficiency has reached the plateau, not the histogram's highest bin; the
+    config's looser threshold still rejects every start on the turn-on."""
     rng = np.random.default_rng(5)
     fine = np.linspace(1500.0, 7000.0, 100_001)
     weights = dijet_function(fine, 1.0, *SHAPE) * expit((fine - 2800.0) / 80.0)
     mjj = rng.choice(fine, size=30_000, p=weights / weights.sum())
-    result = choose_fit_range(mjj, EDGES, 6000.0)
+    result = choose_fit_range(mjj, EDGES, 6000.0, min_p=min_p)
     assert result["peak"] <= 2900.0
     assert 3000.0 <= result["low"] <= 3200.0
-    assert result["candidates"][0]["gap_p"] < 0.05
+    assert all(c["gap_p"] < min_p for c in result["candidates"] if c["low"] < 3000.0)
     # Without a turn-on the highest bin is already good.
     plain = rng.choice(fine, size=30_000, p=dijet_function(fine, 1.0, *SHAPE) / dijet_function(
         fine, 1.0, *SHAPE).sum())
