@@ -80,6 +80,7 @@ rule train_ucluster_jets:
             "restart_schedule",
             "freeze_norm",
             "centroid_refit_steps",
+            "joint_embedding_anchor",
         ),
         device=config["device"],
         processes=config["jet_clustering"]["processes"],
