@@ -114,6 +114,7 @@ rule train_supervised_jets:
             "supervised_embedding_size",
             "supervised_pooling",
             "supervised_dropout",
+            "supervised_average_epochs",
         ),
         device=config["device"],
         processes=config["jet_clustering"]["processes"],
