@@ -241,3 +241,55 @@ def test_refitted_centroids_follow_the_embedding_and_keep_the_start_partition(tm
     with pytest.raises(ValueError, match="refit_steps"):
         phases.ClusterSettings(epochs=1, batch_size=4, beta=1.0, alpha_start=1.0,
                                alpha_step=1.0, refit_steps=-1)
+
+
+def _separable_toy_task():
+    torch.manual_seed(0)
+    model = Toy()
+    x = torch.cat([0.3 * torch.randn(32, 2) + 3.0, 0.3 * torch.randn(32, 2) - 3.0])
+    data = {"features": x, "mask": torch.ones(64, dtype=torch.bool), "y": (x[:, 0] > 0).long()}
+
+    def task_loss(batch):
+        logits, embedding = model(batch["features"], batch["mask"])
+        return nn.functional.cross_entropy(logits, batch["y"]), embedding
+
+    return model, data, task_loss
+
+
+def test_the_embedding_anchor_comes_from_the_config_and_defaults_to_none():
+    section = {"cluster_epochs": 1, "batch_size": 4, "beta": "balanced", "alpha_start": 1.0,
+               "alpha_step": 2.0, "lr": 1e-3, "lr_halving_epochs": 3, "lr_min": 1e-5,
+               "pretrain_epochs": 2}
+    settings = phases.cluster_settings(section)
+    assert phases.cluster_settings(section).embedding_anchor == 0.0
+    settings = phases.cluster_settings({**section, "joint_embedding_anchor": 10.0})
+    assert settings.embedding_anchor == 10.0
+    with pytest.raises(ValueError, match="embedding_anchor"):
+        phases.ClusterSettings(epochs=1, batch_size=4, beta=1.0, alpha_start=1.0,
+                               alpha_step=1.0, embedding_anchor=-1.0)
+
+
+def test_the_embedding_anchor_keeps_each_embedding_near_its_start(tmp_path):
+    """A loss that rewards a larger embedding moves every example's embedding far; with the
+    embedding anchor mu |f - f_start|^2 / <|f_start|^2> at mu = 100 each stays close."""
+    moved = {}
+    for anchor in (0.0, 100.0):
+        model, data, _ = _separable_toy_task()
+
+        def growing(batch, model=model):
+            embedding = model(batch["features"], batch["mask"])[1]
+            return -embedding.norm(dim=1).mean(), embedding
+
+        with torch.no_grad():
+            before = model(data["features"], None)[1]
+        settings = phases.ClusterSettings(epochs=2, batch_size=16, beta=0.0, alpha_start=1.0,
+                                          alpha_step=1.0, init="kmeans",
+                                          embedding_anchor=anchor, schedule=Schedule(lr=0.1))
+        phases.train_clustering(model, data, growing, settings, 2, 4, torch.device("cpu"),
+                                tmp_path / f"joint{anchor}")
+        with torch.no_grad():
+            after = model(data["features"], None)[1]
+        moved[anchor] = float((after - before).square().sum(dim=1).mean()
+                              / before.square().sum(dim=1).mean())
+    assert moved[0.0] > 1.0
+    assert moved[100.0] < 0.05

@@ -17,7 +17,13 @@ from hepclust.ucluster.jets import (
     save_model,
     train_supervised,
 )
-from hepclust.ucluster.training import Schedule, batches, freeze_norms, train
+from hepclust.ucluster.training import (
+    Schedule,
+    WeightAverage,
+    batches,
+    freeze_norms,
+    train,
+)
 
 SETTINGS = {
     "train_fraction": 0.6,
@@ -262,3 +268,59 @@ def test_the_supervised_model_has_one_output_per_chosen_class(toy_jets, tmp_path
         logits, _ = model.eval()(torch.from_numpy(train_arrays["features"][:4]),
                                  torch.from_numpy(train_arrays["mask"][:4]))
         assert logits.shape == (4, len(classes))
+
+
+def averaged_run(checkpoints, epochs, first_epoch, fail_at=None):
+    """toy_run's training with a WeightAverage from `first_epoch`; also the parameters at
+    the end of every epoch (recorded by the hook, in order)."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    average = WeightAverage(model, first_epoch, checkpoints / "average.pt")
+    ends, calls = {}, []
+
+    def after_step(epoch, step, last):
+        if last:
+            ends[epoch] = [parameter.detach().clone() for parameter in model.parameters()]
+        average.after_step(epoch, step, last)
+
+    def loss(batch, epoch):
+        calls.append(epoch)
+        if fail_at is not None and len(calls) == fail_at:
+            raise KeyboardInterrupt
+        return nn.functional.cross_entropy(model(batch["x"]), batch["y"])
+
+    train(model, toy_data(), loss, epochs, 8, checkpoints, seed=3, device=torch.device("cpu"),
+          after_step=after_step)
+    return model, average, ends
+
+
+def test_the_weight_average_is_the_mean_of_the_last_epochs_and_survives_a_resume(tmp_path):
+    model, average, ends = averaged_run(tmp_path / "straight", epochs=4, first_epoch=2)
+    assert average.load_into(model) == 2
+    for index, parameter in enumerate(model.parameters()):
+        torch.testing.assert_close(parameter.detach(), (ends[2][index] + ends[3][index]) / 2)
+    # Killed in the last epoch, after epoch 2 went into the average: resumed, the same.
+    with pytest.raises(KeyboardInterrupt):
+        averaged_run(tmp_path / "broken", epochs=4, first_epoch=2, fail_at=18)
+    resumed, resumed_average, _ = averaged_run(tmp_path / "broken", epochs=4, first_epoch=2)
+    assert resumed_average.load_into(resumed) == 2
+    for a, b in zip(model.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="no epoch"):
+        WeightAverage(nn.Linear(3, 2), 5, tmp_path / "none.pt").load_into(nn.Linear(3, 2))
+
+
+def test_the_supervised_average_needs_precise_statistics(toy_jets, tmp_path):
+    train_arrays, _, _ = prepared(toy_jets)
+    common = {"network": network_settings(SETTINGS), "classes": 3, "epochs": 2,
+              "batch_size": SETTINGS["batch_size"], "schedule": phases.schedule(SETTINGS),
+              "seed": 5, "device": torch.device("cpu")}
+    with pytest.raises(ValueError, match="precise_norm"):
+        train_supervised(train_arrays, checkpoints=tmp_path / "a", average_epochs=2, **common)
+    with pytest.raises(ValueError, match="average_epochs"):
+        train_supervised(train_arrays, checkpoints=tmp_path / "b", average_epochs=3,
+                         precise_norm=True, **common)
+    _, history = train_supervised(train_arrays, checkpoints=tmp_path / "c",
+                                  average_epochs=2, precise_norm=True, **common)
+    assert len(history) == 2
+    assert (tmp_path / "c" / "average.pt").is_file()

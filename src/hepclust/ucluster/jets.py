@@ -10,6 +10,7 @@ reads (`NetworkSettings`, `phases.PretrainSettings`, `phases.ClusterSettings`, k
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +32,7 @@ from hepclust.ucluster.observables import jet_observables, leading_mass
 from hepclust.ucluster.training import (
     Batch,
     Schedule,
+    WeightAverage,
     optimizer_state,
     precise_norm_statistics,
     predict,
@@ -191,9 +193,17 @@ def train_clustering(model: ABCNet, train_arrays: dict, *, phase: phases.Cluster
 def train_supervised(train_arrays: dict, *, network: NetworkSettings, classes: int,
                      epochs: int,
                      batch_size: int, schedule: Schedule, seed: int, device: torch.device,
-                     checkpoints, precise_norm: bool = False) -> tuple[ABCNet, list[dict]]:
+                     checkpoints, precise_norm: bool = False,
+                     average_epochs: int = 1) -> tuple[ABCNet, list[dict]]:
     """The upper bound: the network trained on the true labels (cross-entropy), one
-    output per class of the analysis; `precise_norm` as in `pretrain`."""
+    output per class of the analysis; `precise_norm` as in `pretrain`. `average_epochs`
+    > 1: the model's weights are the average of the last that many epochs' (stochastic
+    weight averaging, `training.WeightAverage`), and need `precise_norm`."""
+    if not 1 <= average_epochs <= epochs:
+        raise ValueError(f"average_epochs must be 1..{epochs} (the epochs), got {average_epochs}")
+    if average_epochs > 1 and not precise_norm:
+        raise ValueError("averaged weights need precise_norm: the running batch-norm "
+                         "statistics belong to the last epoch's weights")
     torch.manual_seed(seed)
     model = new_model(network, classes)
 
@@ -202,8 +212,12 @@ def train_supervised(train_arrays: dict, *, network: NetworkSettings, classes: i
         return focal_loss(logits, batch["label"], gamma=0.0)
 
     data = tensors(train_arrays)
+    average = WeightAverage(model, epochs - average_epochs, Path(checkpoints) / "average.pt") \
+        if average_epochs > 1 else None
     history = train(model, data, loss, epochs, batch_size, checkpoints, seed, device, schedule,
-                    desc="supervised")
+                    desc="supervised", after_step=average.after_step if average else None)
+    if average is not None:
+        average.load_into(model)
     if precise_norm:
         precise_norm_statistics(model, data, NORM_STATISTICS_BATCH, device)
     return model, history

@@ -39,6 +39,8 @@ INITS: tuple[str, ...] = get_args(Init)
 BALANCE_EXAMPLES = 4096
 # Examples whose embeddings the centroids are re-fitted on within an epoch (`refit_steps`).
 REFIT_EXAMPLES = 2048
+# The key under which the joint phase adds each example's start embedding to the batches.
+START_EMBEDDING = "start_embedding"
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,15 @@ class ClusterSettings:
     `refit_steps` > 0: every that many steps the centroids are re-fitted (`fit_centroids`)
     to the start's partition on the first REFIT_EXAMPLES examples' current embeddings,
     and on every example's at the end of each epoch, so they follow the embedding as the
-    network moves it; 0: they train by gradient alone (the paper)."""
+    network moves it; 0: they train by gradient alone (the paper).
+    `embedding_anchor` mu > 0: adds mu |f - f_start|^2 / <|f_start|^2> to the loss, the
+    squared distance of each example's embedding from its embedding at the start of the
+    phase, in units of the start's mean squared norm over the examples. With frozen batch
+    norms nothing else holds the embedding's scale (the head's norm makes the task loss
+    blind to it), and Adam moves every weight by about lr a step whatever its gradient, so
+    the phase can run away (docs/ucluster.md); the anchor acts on the embedding itself,
+    where a pull on the weights does not (a frozen norm with a small running variance
+    amplifies any change of the weights before it). 0: none (the paper)."""
 
     epochs: int
     batch_size: int
@@ -76,12 +86,15 @@ class ClusterSettings:
     freeze_norm: bool = False
     refit_steps: int = 0
     beta_factor: float = 1.0
+    embedding_anchor: float = 0.0
 
     def __post_init__(self):
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.refit_steps < 0:
             raise ValueError(f"refit_steps must be >= 0, got {self.refit_steps}")
+        if not self.embedding_anchor >= 0:
+            raise ValueError(f"embedding_anchor must be >= 0, got {self.embedding_anchor}")
 
 
 def schedule(settings: dict) -> Schedule:
@@ -96,8 +109,8 @@ def pretrain_settings(settings: dict) -> PretrainSettings:
 
 def cluster_settings(settings: dict) -> ClusterSettings:
     """From a config section; `beta` "balanced" is None, `cluster_init` defaults to
-    kmeans, `restart_schedule` and `freeze_norm` to false and `centroid_refit_steps` to 0
-    where the section has none."""
+    kmeans, `restart_schedule` and `freeze_norm` to false, `centroid_refit_steps` and
+    `joint_embedding_anchor` to 0 where the section has none."""
     beta = settings["beta"]
     return ClusterSettings(epochs=settings["cluster_epochs"], batch_size=settings["batch_size"],
                            beta=None if beta == "balanced" else float(beta),
@@ -107,7 +120,8 @@ def cluster_settings(settings: dict) -> ClusterSettings:
                            init=settings.get("cluster_init", "kmeans"),
                            restart_schedule=settings.get("restart_schedule", False),
                            freeze_norm=settings.get("freeze_norm", False),
-                           refit_steps=settings.get("centroid_refit_steps", 0))
+                           refit_steps=settings.get("centroid_refit_steps", 0),
+                           embedding_anchor=settings.get("joint_embedding_anchor", 0.0))
 
 
 def pretrain(model: nn.Module, data: Batch, task_loss: TaskLoss,
@@ -288,11 +302,18 @@ def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
         beta = settings.beta_factor * balanced_beta(*_mean_loss_terms(
             model, data, task_loss, centroids.detach(), settings.alpha_start,
             settings.batch_size, device))
+    if settings.embedding_anchor > 0:
+        start_square = float(np.square(embedding).sum(axis=1).mean())
+        data = {**data, START_EMBEDDING: torch.from_numpy(np.ascontiguousarray(embedding))}
 
     def loss(batch: Batch, epoch: int) -> torch.Tensor:
         task, embedding = task_loss(batch)
         alpha = settings.alpha_start + settings.alpha_step * epoch
-        return task + beta * cluster_loss(embedding, centroids, alpha)
+        total = task + beta * cluster_loss(embedding, centroids, alpha)
+        if settings.embedding_anchor > 0:
+            moved = (embedding - batch[START_EMBEDDING]).square().sum(dim=1).mean()
+            total = total + settings.embedding_anchor * moved / start_square
+        return total
 
     first = 0 if settings.restart_schedule else settings.first_schedule_epoch
     history = train(model, data, loss, settings.epochs, settings.batch_size, checkpoints, seed,

@@ -52,7 +52,8 @@ def train_stage(stage: str, *, train: str | Path, model: str | Path, history: st
             arrays, network=network, classes=classes, epochs=settings["supervised_epochs"],
             batch_size=settings["batch_size"], schedule=phases.schedule(settings), seed=seed,
             device=device, checkpoints=checkpoints,
-            precise_norm=settings.get("precise_norm_statistics", False))
+            precise_norm=settings.get("precise_norm_statistics", False),
+            average_epochs=settings.get("supervised_average_epochs", 1))
     else:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
     if distributed.rank_and_world()[0] == 0:

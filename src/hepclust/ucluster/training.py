@@ -150,6 +150,49 @@ def train(model: nn.Module, data: Batch, batch_loss: BatchLoss, epochs: int,
     return history
 
 
+class WeightAverage:
+    """The average of a model's parameters at the end of its epochs from `first_epoch` on
+    (stochastic weight averaging, Izmailov et al., arXiv:1803.05407): `after_step` is the
+    training loop's hook, `load_into` puts the average into the model. The running average
+    is saved to `path` after every epoch it takes in, so a resumed training goes on with it
+    (an epoch already in it is not counted twice). Batch-norm statistics are not averaged:
+    set them for the averaged weights afterwards (`precise_norm_statistics`)."""
+
+    def __init__(self, model: nn.Module, first_epoch: int, path: str | Path):
+        self.parameters = list(model.parameters())
+        self.first_epoch, self.path = first_epoch, Path(path)
+        self.count, self.last_epoch, self.average = 0, -1, None
+        if self.path.is_file():
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            self.count, self.last_epoch = state["count"], state["last_epoch"]
+            self.average = state["average"]
+
+    def after_step(self, epoch: int, step: int, last: bool) -> None:
+        if not last or epoch < self.first_epoch or epoch <= self.last_epoch:
+            return
+        current = [parameter.detach().cpu().clone() for parameter in self.parameters]
+        self.count += 1
+        if self.average is None:
+            self.average = current
+        else:
+            for mean, value in zip(self.average, current, strict=True):
+                mean.add_(value - mean, alpha=1.0 / self.count)
+        self.last_epoch = epoch
+        if distributed.rank_and_world()[0] == 0:
+            with atomic_path(self.path) as tmp:
+                torch.save({"count": self.count, "last_epoch": epoch,
+                            "average": self.average}, tmp)
+
+    @torch.no_grad()
+    def load_into(self, model: nn.Module) -> int:
+        """Copy the average into `model`'s parameters; returns the epochs averaged."""
+        if self.average is None:
+            raise ValueError(f"no epoch from {self.first_epoch} on has been averaged")
+        for parameter, mean in zip(model.parameters(), self.average, strict=True):
+            parameter.copy_(mean.to(parameter.device))
+        return self.count
+
+
 def freeze_norms(model: nn.Module) -> int:
     """Put every layer with running statistics (batch normalisation) in evaluation mode:
     it normalises with the running statistics and no longer updates them; its scale and
