@@ -210,10 +210,7 @@ def test_baselines_run_on_a_training_split_smaller_than_k():
     assert 0 <= tree["accuracy"] <= 1
 
 
-def test_refitted_centroids_follow_the_embedding_and_keep_the_start_partition(tmp_path):
-    """With refit_steps the centroids end fitted to the start's partition on the final
-    embedding (here moved far by a large learning rate), so they assign every example to
-    its starting cluster."""
+def _separable_toy_task():
     torch.manual_seed(0)
     model = Toy()
     x = torch.cat([0.3 * torch.randn(32, 2) + 3.0, 0.3 * torch.randn(32, 2) - 3.0])
@@ -223,6 +220,15 @@ def test_refitted_centroids_follow_the_embedding_and_keep_the_start_partition(tm
         logits, embedding = model(batch["features"], batch["mask"])
         return nn.functional.cross_entropy(logits, batch["y"]), embedding
 
+    return model, data, task_loss
+
+
+def test_refitted_centroids_follow_the_embedding_and_keep_the_start_partition(tmp_path):
+    """With refit_steps the centroids end fitted to the start's partition on the final
+    embedding (here moved far by a large learning rate), so they assign every example to
+    its starting cluster."""
+    model, data, task_loss = _separable_toy_task()
+    x = data["features"]
     with torch.no_grad():
         before = model(x, None)[1].numpy()
     start, labels = phases.initial_partition("kmeans", before, None, 2, 4)
@@ -241,19 +247,6 @@ def test_refitted_centroids_follow_the_embedding_and_keep_the_start_partition(tm
     with pytest.raises(ValueError, match="refit_steps"):
         phases.ClusterSettings(epochs=1, batch_size=4, beta=1.0, alpha_start=1.0,
                                alpha_step=1.0, refit_steps=-1)
-
-
-def _separable_toy_task():
-    torch.manual_seed(0)
-    model = Toy()
-    x = torch.cat([0.3 * torch.randn(32, 2) + 3.0, 0.3 * torch.randn(32, 2) - 3.0])
-    data = {"features": x, "mask": torch.ones(64, dtype=torch.bool), "y": (x[:, 0] > 0).long()}
-
-    def task_loss(batch):
-        logits, embedding = model(batch["features"], batch["mask"])
-        return nn.functional.cross_entropy(logits, batch["y"]), embedding
-
-    return model, data, task_loss
 
 
 def test_the_embedding_anchor_comes_from_the_config_and_defaults_to_none():
