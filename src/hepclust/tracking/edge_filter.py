@@ -46,11 +46,18 @@ class EdgeFilter(nn.Module):
         return ((features - self.hit_mean) / self.hit_scale,
                 (pairs - self.pair_mean) / self.pair_scale)
 
-    def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor,
-                    chunk: int = EDGE_CHUNK) -> torch.Tensor:
+    def standardised_edges(self, event: TrackingEvent, edge_index: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(inner hit of each edge, outer hit, standardised hit features (N, F),
+        standardised pair features (E, 5))."""
         inner, outer = oriented(event.positions, edge_index)
         hits, pairs = self.standardise(event.features,
                                        pair_features(event.positions, torch.stack([inner, outer])))
+        return inner, outer, hits, pairs
+
+    def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor,
+                    chunk: int = EDGE_CHUNK) -> torch.Tensor:
+        inner, outer, hits, pairs = self.standardised_edges(event, edge_index)
         return torch.cat([mlp_on_edges(self.mlp, i, o, hits, e).squeeze(-1) for i, o, e in
                           zip(inner.split(chunk), outer.split(chunk), pairs.split(chunk),
                               strict=True)]) if len(inner) else hits.new_zeros(0)
@@ -91,9 +98,7 @@ def rank_per_key(key: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
 
 def _standardised_inputs(model: EdgeFilter, event: TrackingEvent,
                          edge_index: torch.Tensor) -> torch.Tensor:
-    inner, outer = oriented(event.positions, edge_index)
-    hits, pairs = model.standardise(event.features,
-                                    pair_features(event.positions, torch.stack([inner, outer])))
+    inner, outer, hits, pairs = model.standardised_edges(event, edge_index)
     return torch.cat([hits[inner], hits[outer], pairs], dim=1)
 
 
