@@ -1,6 +1,7 @@
 """The glue of the tracking clustering GNN's workflow: events, checkpoints, the chained
 pipeline, the alternatives, scoring, summaries and the scaling measurement."""
 
+import gc
 import math
 from pathlib import Path
 
@@ -255,6 +256,29 @@ def test_layer_union_keeps_out_a_fake_edge_that_would_put_two_hits_on_one_layer(
     weak = probability.copy()
     weak[0] = 0.01
     assert layer_union(edges, weak, layers, positions, 15.0).tolist() == labels.tolist()
+
+
+def test_layer_union_runs_without_the_cyclic_garbage_collector():
+    # Thousands of hits allocate enough dicts to set the collector off; none may run
+    # inside, and it is on again after.
+    collections = []
+
+    def count(phase: str, info: dict) -> None:
+        collections.append(phase)
+
+    tracks = 2_000
+    layers = np.tile(np.arange(1, 6), tracks)
+    positions = np.array([[100.0 * layer, 50.0 * track, 0.0] for track in range(tracks)
+                          for layer in range(1, 6)])
+    edges = np.array([pair for track in range(tracks) for pair in chain(5 * track, 5)]).T
+    gc.callbacks.append(count)
+    try:
+        labels = layer_union(edges, np.full(edges.shape[1], 0.9), layers, positions, 15.0)
+    finally:
+        gc.callbacks.remove(count)
+    assert collections == []
+    assert gc.isenabled()
+    assert labels.tolist() == np.repeat(np.arange(tracks), 5).tolist()
 
 
 def test_mutual_best_links_go_first_and_keep_a_fake_from_crossing_over():
