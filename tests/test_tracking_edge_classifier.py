@@ -13,6 +13,7 @@ from hepclust.tracking.refinement import (
     RefinementSettings,
     edge_classifier,
     edge_probabilities,
+    end_products,
     mlp_on_edges,
     phi_sectors,
     train_refinement,
@@ -63,14 +64,24 @@ def test_chunked_inference_matches_the_whole_graph_and_the_concatenated_inputs()
     whole = model.edge_logits(event, EDGES)
     for chunk in (1, 3, 4):
         torch.testing.assert_close(model.edge_logits(event, EDGES, chunk), whole)
-    # The first layer on the gathered hit products equals it on [e, h_i, h_j].
+    # The first layer on the gathered hit products equals it on [e, h_i, h_j], in value
+    # and in gradient (the edge term is added in place), with and without edge inputs.
     inner, outer = EDGES
-    hits, edges = torch.randn(4, 5), torch.randn(4, 3)
-    mlp = torch.nn.Sequential(torch.nn.Linear(13, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
-    torch.testing.assert_close(mlp_on_edges(mlp, inner, outer, hits, edges, edge_first=True),
-                               mlp(torch.cat([edges, hits[inner], hits[outer]], dim=1)))
-    torch.testing.assert_close(mlp_on_edges(mlp, inner, outer, hits, edges),
-                               mlp(torch.cat([hits[inner], hits[outer], edges], dim=1)))
+    for own in (3, 0):
+        hits = torch.randn(4, 5, requires_grad=True)
+        edges = torch.randn(4, own, requires_grad=True)
+        mlp = torch.nn.Sequential(torch.nn.Linear(10 + own, 6), torch.nn.ReLU(),
+                                  torch.nn.Linear(6, 2))
+        for edge_first, inputs in ((True, [edges, hits[inner], hits[outer]]),
+                                   (False, [hits[inner], hits[outer], edges])):
+            fast = mlp_on_edges(mlp, inner, outer, end_products(mlp[0], hits, edge_first),
+                                edges, edge_first)
+            plain = mlp(torch.cat(inputs, dim=1))
+            torch.testing.assert_close(fast, plain)
+            grads = [torch.autograd.grad(out.sum(), (hits, mlp[0].weight, edges))
+                     for out in (fast, plain)]
+            for fast_grad, plain_grad in zip(*grads, strict=True):
+                torch.testing.assert_close(fast_grad, plain_grad)
 
 
 def test_training_on_sectors_learns_the_four_hit_graph():

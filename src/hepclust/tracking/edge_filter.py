@@ -22,7 +22,7 @@ from tqdm import tqdm
 from hepclust.tracking.embedding import make_mlp
 from hepclust.tracking.hit_features import TrackingEvent, same_particle
 from hepclust.tracking.pair_features import PAIR_FEATURES, oriented, pair_features
-from hepclust.tracking.refinement import balanced_weights, mlp_on_edges
+from hepclust.tracking.refinement import balanced_weights, end_products, mlp_on_edges
 
 EDGE_CHUNK = 65_536  # edges per chunk at inference: per-edge tensors that stay in the cache
 
@@ -58,7 +58,8 @@ class EdgeFilter(nn.Module):
     def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor,
                     chunk: int = EDGE_CHUNK) -> torch.Tensor:
         inner, outer, hits, pairs = self.standardised_edges(event, edge_index)
-        return torch.cat([mlp_on_edges(self.mlp, i, o, hits, e).squeeze(-1) for i, o, e in
+        products = end_products(self.mlp[0], hits)
+        return torch.cat([mlp_on_edges(self.mlp, i, o, products, e).squeeze(-1) for i, o, e in
                           zip(inner.split(chunk), outer.split(chunk), pairs.split(chunk),
                               strict=True)]) if len(inner) else hits.new_zeros(0)
 

@@ -35,7 +35,12 @@ from torch.nn import functional as F
 from torch_geometric.nn import MessagePassing
 from tqdm import tqdm
 
-from hepclust.tracking.refinement import azimuth_sector, balanced_weights, mlp_on_edges
+from hepclust.tracking.refinement import (
+    azimuth_sector,
+    balanced_weights,
+    end_products,
+    mlp_on_edges,
+)
 
 
 class EdgeWeightedConv(MessagePassing):
@@ -73,8 +78,9 @@ class EdgeWeightedConv(MessagePassing):
         """(v', the logit of a_ij of each edge (m,)): the kernel is the layer's edge
         classifier too."""
         no_edge_inputs = x.new_zeros(edge_index.shape[1], 0)
-        logits = mlp_on_edges(self.kernel, edge_index[1], edge_index[0], x,
-                              no_edge_inputs).squeeze(-1)  # = kernel_logits(x_i, x_j)
+        # = kernel_logits(x_i, x_j)
+        logits = mlp_on_edges(self.kernel, edge_index[1], edge_index[0],
+                              end_products(self.kernel[0], x), no_edge_inputs).squeeze(-1)
         neighbours = self.propagate(edge_index, x=x, weight=torch.sigmoid(logits))
         return self.linear(torch.cat([neighbours, x], dim=-1)), logits
 
