@@ -104,9 +104,10 @@ def test_pretrain_cluster_assign_and_reload(splits, tmp_path):
                                      tmp_path / "pre")
     assert [h["epoch"] for h in history] == [0]
     assert np.isfinite(history[0]["loss"])
-    centroids, history = dijets.train_clustering(model, arrays["train"], training, 3, 5,
-                                                 device, tmp_path / "k3")
+    centroids, space, history = dijets.train_clustering(model, arrays["train"], training, 3, 5,
+                                                        device, tmp_path / "k3")
     assert centroids.shape == (3, 2)
+    assert space is None
     assigned = dijets.assign(model, centroids, arrays["eval"], 8, device)
     assert assigned["embedding"].shape == (10, 2)
     assert set(assigned["cluster"].tolist()) <= {0, 1, 2}
@@ -118,6 +119,41 @@ def test_pretrain_cluster_assign_and_reload(splits, tmp_path):
     assert torch.equal(saved, centroids)
     reloaded = dijets.assign(again, saved, arrays["eval"], 8, device)
     assert reloaded["embedding"] == pytest.approx(assigned["embedding"], abs=1e-6)
+    assert dijets.load_space(tmp_path / "model.pt") is None
+
+
+def test_the_clustering_space_holds_the_named_global_features(splits, tmp_path):
+    """With cluster_space_features the centroids get a coordinate per named global feature
+    (after the embedding's), and every event goes to the nearest centroid in that space,
+    also after the model file is read back."""
+    arrays = splits[0]
+    device = torch.device("cpu")
+    network = dijets.Network.from_config(SETTINGS)
+    training = dijets.Training.from_config({**SETTINGS, "cluster_space_weight": 2.0,
+                                            "cluster_space_features": ["tau21_j2",
+                                                                       "log_mass_j1"]})
+    assert training.cluster_settings().space_columns == (3, 0)
+    model, _ = dijets.pretrain(arrays["train"], network, training, 5, device, tmp_path / "pre")
+    centroids, space, history = dijets.train_clustering(model, arrays["train"], training, 3, 5,
+                                                        device, tmp_path / "k3")
+    assert centroids.shape == (3, 4)
+    assert space.key == "global_features"
+    assigned = dijets.assign(model, centroids, arrays["eval"], 8, device, space)
+    position = space.coordinates(assigned["embedding"], arrays["eval"]["global_features"])
+    np.testing.assert_allclose(position[:, 2:], 2.0 * (
+        arrays["eval"]["global_features"][:, [3, 0]]
+        - arrays["train"]["global_features"][:, [3, 0]].mean(axis=0))
+        / arrays["train"]["global_features"][:, [3, 0]].std(axis=0), rtol=1e-4, atol=1e-4)
+    distance = np.linalg.norm(position[:, None] - centroids.numpy()[None], axis=-1)
+    assert (assigned["cluster"] == distance.argmin(axis=1)).all()
+
+    dijets.save_model(tmp_path / "model.pt", model, network, centroids, history, space)
+    again, saved = dijets.load_model(tmp_path / "model.pt", device)
+    reloaded = dijets.assign(again, saved, arrays["eval"], 8, device,
+                             dijets.load_space(tmp_path / "model.pt"))
+    np.testing.assert_array_equal(reloaded["cluster"], assigned["cluster"])
+    with pytest.raises(ValueError, match="mass_j1"):
+        dijets.Training.from_config({**SETTINGS, "cluster_space_features": ["mass_j1"]})
 
 
 def test_assigned_split_reads_one_split_back():

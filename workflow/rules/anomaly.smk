@@ -81,6 +81,8 @@ rule train_ucluster_anomaly:
             "alpha_start",
             "alpha_step",
             "freeze_norm",
+            "cluster_space_features",
+            "cluster_space_weight",
         ),
         device=config["device"],
     resources:

@@ -1,4 +1,4 @@
-from hepclust.anomaly.dijets import assign, first, load_model
+from hepclust.anomaly.dijets import assign, first, load_model, load_space
 from hepclust.anomaly.summary import clustering_summary
 from hepclust.io.jsonio import write_json
 from hepclust.ucluster.jets import load_arrays, save_arrays
@@ -8,9 +8,10 @@ with logged_to(snakemake.log[0]):
     settings, wildcards = snakemake.params.settings, snakemake.wildcards
     device = torch_device(snakemake.params.device, snakemake.threads)
     model, centroids = load_model(snakemake.input.model, device)
+    space = load_space(snakemake.input.model)
     samples = {"eval": first(load_arrays(snakemake.input.eval), snakemake.params.eval_events),
                "test": load_arrays(snakemake.input.test)}
-    assigned = {split: assign(model, centroids, arrays, settings["batch_size"], device)
+    assigned = {split: assign(model, centroids, arrays, settings["batch_size"], device, space)
                 for split, arrays in samples.items()}
     summary = clustering_summary(assigned["eval"]["label"], assigned["eval"]["cluster"],
                                  len(centroids), settings["min_cluster_events"],

@@ -15,8 +15,9 @@ with logged_to(snakemake.log[0]):
     device = torch_device(snakemake.params.device, snakemake.threads)
     train = first(load_arrays(snakemake.input.train), int(snakemake.wildcards.events))
     model, _ = load_model(snakemake.input.pretrained, device)
-    centroids, history = train_clustering(model, train, Training.from_config(settings),
-                                          int(snakemake.wildcards.k), seed, device,
-                                          snakemake.params.checkpoints)
-    save_model(snakemake.output.model, model, Network.from_config(settings), centroids, history)
+    centroids, space, history = train_clustering(model, train, Training.from_config(settings),
+                                                 int(snakemake.wildcards.k), seed, device,
+                                                 snakemake.params.checkpoints)
+    save_model(snakemake.output.model, model, Network.from_config(settings), centroids, history,
+               space)
     write_json(history, snakemake.output.history)

@@ -16,7 +16,7 @@ import pyarrow as pa
 import torch
 
 from hepclust.anomaly.features import FEATURES as PARTICLE_FEATURES
-from hepclust.anomaly.features import MASS_BINS, dijet_inputs
+from hepclust.anomaly.features import GLOBAL_FEATURES, MASS_BINS, dijet_inputs
 from hepclust.ucluster import evaluation, model_file, phases
 from hepclust.ucluster.abcnet import ABCNet
 from hepclust.ucluster.features import Standardizer
@@ -63,8 +63,11 @@ class Network(_FromConfig):
 @dataclass(frozen=True)
 class Training(_FromConfig):
     """The two UCluster phases: batch size, learning-rate schedule, focal-loss gamma,
-    pretraining epochs, and for the clustering phase its epochs, beta and alpha, and
-    whether batch normalisation keeps its running statistics (`freeze_norm`)."""
+    pretraining epochs, and for the clustering phase its epochs, beta and alpha, whether
+    batch normalisation keeps its running statistics (`freeze_norm`), and the clustering
+    space: the embedding beside the global input features named in
+    `cluster_space_features` (`GLOBAL_FEATURES`), weighted by `cluster_space_weight`, all
+    standardised over the training events (`phases.ClusterSpace`; none: the embedding)."""
 
     batch_size: int
     lr: float
@@ -77,6 +80,15 @@ class Training(_FromConfig):
     alpha_start: float = 1.0
     alpha_step: float = 0.0
     freeze_norm: bool = False
+    cluster_space_features: tuple[str, ...] = ()
+    cluster_space_weight: float = 1.0
+
+    def __post_init__(self):
+        unknown = sorted(set(self.cluster_space_features) - set(GLOBAL_FEATURES))
+        if unknown:
+            raise ValueError(f"cluster_space_features: {unknown} are not global features "
+                             f"({', '.join(GLOBAL_FEATURES)})")
+        object.__setattr__(self, "cluster_space_features", tuple(self.cluster_space_features))
 
     def pretrain_settings(self) -> phases.PretrainSettings:
         return phases.PretrainSettings(epochs=self.pretrain_epochs, batch_size=self.batch_size,
@@ -87,7 +99,10 @@ class Training(_FromConfig):
             epochs=self.cluster_epochs, batch_size=self.batch_size, beta=self.beta,
             alpha_start=self.alpha_start, alpha_step=self.alpha_step,
             schedule=self._schedule(), first_schedule_epoch=self.pretrain_epochs,
-            freeze_norm=self.freeze_norm)
+            freeze_norm=self.freeze_norm, space_key="global_features",
+            space_columns=tuple(GLOBAL_FEATURES.index(name)
+                                for name in self.cluster_space_features),
+            space_weight=self.cluster_space_weight)
 
     def _schedule(self) -> Schedule:
         return Schedule(self.lr, self.lr_halving_epochs, self.lr_min)
@@ -160,13 +175,22 @@ def new_model(network: Network) -> ABCNet:
 
 
 def save_model(path, model: ABCNet, network: Network, centroids: torch.Tensor | None = None,
-               history: list | None = None) -> None:
-    model_file.save(path, model, asdict(network), centroids, history)
+               history: list | None = None,
+               space: phases.ClusterSpace | None = None) -> None:
+    """`space`: the clustering space of the centroids, where it is not the embedding."""
+    model_file.save(path, model, asdict(network), centroids, history,
+                    cluster_space=space.to_dict() if space is not None else None)
 
 
 def load_model(path, device: torch.device) -> tuple[ABCNet, torch.Tensor]:
     """(model, centroids) from `save_model`'s file; centroids are empty if none."""
     return model_file.load(path, device, lambda state: new_model(Network.from_config(state)))
+
+
+def load_space(path) -> phases.ClusterSpace | None:
+    """The clustering space `save_model` stored with the centroids; None: the embedding."""
+    state = model_file.cluster_space(path)
+    return phases.ClusterSpace.from_dict(state) if state is not None else None
 
 
 def _segmentation_loss(model: ABCNet, gamma: float) -> phases.TaskLoss:
@@ -194,21 +218,26 @@ def pretrain(train_arrays: dict, network: Network, training: Training, seed: int
 
 
 def train_clustering(model: ABCNet, train_arrays: dict, training: Training, clusters: int,
-                     seed: int, device: torch.device,
-                     checkpoints) -> tuple[torch.Tensor, list[dict]]:
-    """UCluster's joint phase with K = `clusters` (`phases.train_clustering`)."""
-    return phases.train_clustering(model, tensors(train_arrays),
-                                   _segmentation_loss(model, training.gamma),
-                                   training.cluster_settings(), clusters, seed, device,
-                                   checkpoints)
+                     seed: int, device: torch.device, checkpoints
+                     ) -> tuple[torch.Tensor, phases.ClusterSpace | None, list[dict]]:
+    """UCluster's joint phase with K = `clusters` (`phases.train_clustering_in_space`):
+    (centroids, their clustering space or None for the embedding, history)."""
+    return phases.train_clustering_in_space(model, tensors(train_arrays),
+                                            _segmentation_loss(model, training.gamma),
+                                            training.cluster_settings(), clusters, seed,
+                                            device, checkpoints)
 
 
 def assign(model: ABCNet, centroids: torch.Tensor, arrays: dict, batch_size: int,
-           device: torch.device) -> dict[str, np.ndarray]:
+           device: torch.device,
+           space: phases.ClusterSpace | None = None) -> dict[str, np.ndarray]:
     """The embedding and nearest-centroid cluster of every event of a split, with what the
-    analysis of the clusters needs: mjj, label and the raw global features."""
+    analysis of the clusters needs: mjj, label and the raw global features. `space`: the
+    clustering space the centroids live in (None: the embedding)."""
     embedding = phases.embeddings(model, tensors(arrays), batch_size, device)
-    clusters = evaluation.nearest_centroid(embedding, centroids.cpu().numpy())
+    position = embedding if space is None else space.coordinates(embedding,
+                                                                 arrays[space.key])
+    clusters = evaluation.nearest_centroid(position, centroids.cpu().numpy())
     return {"embedding": embedding, "cluster": clusters.astype(np.int64),
             "mjj": arrays["mjj"], "label": arrays["label"], "global_raw": arrays["global_raw"]}
 

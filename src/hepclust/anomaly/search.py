@@ -1,8 +1,8 @@
 """The bump hunt in every cluster of a clustering (PRD 103, 092007, Sec. VI.A), with
 p-values that hold without signal.
 
-For each cluster c of the evaluation sample, with n its nearest other cluster in embedding
-space (among clusters with events in the fitted range):
+For each cluster c of the evaluation sample, with n its nearest other cluster in the
+clustering space, the centroids' (among clusters with events in the fitted range):
 
 1. the background-only fit of c's m_jj histogram under the configured model
    (`hepclust.anomaly.models`: the paper's ``frozen`` neighbour shape, c's ``own`` dijet

@@ -18,6 +18,11 @@ Centroid initialisations (`INITS`):
   partition of the embeddings reproduces it best (`fit_centroids`), since the means'
   nearest-centroid partition is not the KL one (the joint phase's cluster loss then pulls
   every example towards its nearest centroid, so the start is that partition).
+
+The clustering space is the embedding itself (the paper), or with
+`ClusterSettings.space_columns` a `ClusterSpace`: the embedding beside chosen input
+features, each coordinate standardised over the training examples and weighted; the
+centroids, the cluster loss and the nearest-centroid assignment then live in that space.
 """
 
 from collections.abc import Callable
@@ -72,7 +77,10 @@ class ClusterSettings:
     blind to it), and Adam moves every weight by about lr a step whatever its gradient, so
     the phase can run away (docs/ucluster.md); the anchor acts on the embedding itself,
     where a pull on the weights does not (a frozen norm with a small running variance
-    amplifies any change of the weights before it). 0: none (the paper)."""
+    amplifies any change of the weights before it). 0: none (the paper).
+    `space_columns` non-empty: the centroids live in a `ClusterSpace` of the embedding and
+    these columns of the batches' `space_key` tensor (N, F), the extra features weighted
+    by `space_weight`; empty: in the embedding (the paper)."""
 
     epochs: int
     batch_size: int
@@ -87,6 +95,9 @@ class ClusterSettings:
     refit_steps: int = 0
     beta_factor: float = 1.0
     embedding_anchor: float = 0.0
+    space_key: str = "global_features"
+    space_columns: tuple[int, ...] = ()
+    space_weight: float = 1.0
 
     def __post_init__(self):
         if self.init not in INITS:
@@ -95,6 +106,75 @@ class ClusterSettings:
             raise ValueError(f"refit_steps must be >= 0, got {self.refit_steps}")
         if not self.embedding_anchor >= 0:
             raise ValueError(f"embedding_anchor must be >= 0, got {self.embedding_anchor}")
+        if not self.space_weight > 0:
+            raise ValueError(f"space_weight must be > 0, got {self.space_weight}")
+        if len(set(self.space_columns)) != len(self.space_columns) or any(
+                column < 0 for column in self.space_columns):
+            raise ValueError("space_columns must be distinct column indices >= 0, got "
+                             f"{list(self.space_columns)}")
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterSpace:
+    r"""The space the centroids live in: each example's embedding f (E) beside columns
+    `columns` of its input tensor `key` (N, F), every coordinate standardised and the
+    extra ones weighted,
+
+    .. math:: x = \left(\frac{f - m_f}{s_f},\; w \frac{g - m_g}{s_g}\right),
+
+    written as x = (concat(f, g) - `shift`) / `scale` (`scale` holds s_g / w). The
+    constants come from the training examples at the start of the joint phase (`fit`) and
+    stay fixed, so the cluster loss, the centroids and every later assignment use one map.
+    """
+
+    key: str
+    columns: tuple[int, ...]
+    shift: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, embedding: np.ndarray, extra: np.ndarray, key: str,
+            columns: tuple[int, ...], weight: float) -> "ClusterSpace":
+        """Standardisation constants of `embedding` (N, E) and `extra[:, columns]` over
+        these examples; a coordinate that does not vary keeps scale 1."""
+        values = np.concatenate([np.asarray(embedding, np.float64),
+                                 _columns(np.asarray(extra, np.float64), key, columns)],
+                                axis=1)
+        spread = values.std(axis=0)
+        spread = np.where(spread > 0, spread, 1.0)
+        spread[embedding.shape[1]:] /= weight
+        return cls(key, tuple(columns), values.mean(axis=0), spread)
+
+    def coordinates(self, embedding, extra):
+        """The space's coordinates (N, E + len(columns)) of `embedding` (N, E) and the
+        examples' `key` tensor (N, F): a torch tensor for torch inputs (differentiable in
+        the embedding), else a NumPy array."""
+        if isinstance(embedding, torch.Tensor):
+            shift = torch.as_tensor(self.shift, dtype=embedding.dtype, device=embedding.device)
+            scale = torch.as_tensor(self.scale, dtype=embedding.dtype, device=embedding.device)
+            values = torch.cat([embedding, _columns(extra, self.key, self.columns)
+                                .to(embedding.dtype)], dim=1)
+            return (values - shift) / scale
+        values = np.concatenate([embedding, _columns(np.asarray(extra), self.key,
+                                                     self.columns)], axis=1)
+        return ((values - self.shift) / self.scale).astype(embedding.dtype)
+
+    def to_dict(self) -> dict:
+        """Tensors and plain values for a model file (`from_dict` reads them back)."""
+        return {"key": self.key, "columns": list(self.columns),
+                "shift": torch.from_numpy(self.shift), "scale": torch.from_numpy(self.scale)}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "ClusterSpace":
+        return cls(state["key"], tuple(int(c) for c in state["columns"]),
+                   np.asarray(state["shift"], np.float64), np.asarray(state["scale"], np.float64))
+
+
+def _columns(extra, key: str, columns: tuple[int, ...]):
+    if extra.ndim != 2 or (columns and max(columns) >= extra.shape[1]):
+        raise ValueError(f"the clustering space reads columns {list(columns)} of {key!r}, "
+                         f"which has shape {tuple(extra.shape)}")
+    return extra[:, list(columns)]
 
 
 def schedule(settings: dict) -> Schedule:
@@ -266,7 +346,8 @@ def balanced_beta(task_loss: float, cluster_loss_value: float) -> float:
 @torch.no_grad()
 def _mean_loss_terms(model: nn.Module, data: Batch, task_loss: TaskLoss,
                      centroids: torch.Tensor, alpha: float, batch_size: int,
-                     device: torch.device) -> tuple[float, float]:
+                     device: torch.device,
+                     space: ClusterSpace | None = None) -> tuple[float, float]:
     """The task and cluster losses of the first BALANCE_EXAMPLES examples (eval mode)."""
     model.to(device).eval()
     n = min(len(next(iter(data.values()))), BALANCE_EXAMPLES)
@@ -275,6 +356,8 @@ def _mean_loss_terms(model: nn.Module, data: Batch, task_loss: TaskLoss,
         rows = slice(start, min(start + 4 * batch_size, n))
         batch = {name: tensor[rows].to(device) for name, tensor in data.items()}
         task, embedding = task_loss(batch)
+        if space is not None:
+            embedding = space.coordinates(embedding, batch[space.key])
         size = rows.stop - rows.start
         task_total += float(task) * size
         cluster_total += float(cluster_loss(embedding, centroids, alpha)) * size
@@ -288,20 +371,45 @@ def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
     """Centroids initialised by `settings.init` (K = `clusters`) on the embeddings of
     `data`; then the task loss plus beta times the cluster loss for `settings.epochs`
     epochs. `start_optimizer`: the pretraining's Adam state, carried over to the network's
-    parameters. The trained centroids and the history (each epoch also records beta)."""
+    parameters. The trained centroids and the history (each epoch also records beta).
+    In the embedding only: a clustering space (`settings.space_columns`) needs
+    `train_clustering_in_space`, which also returns the space's map."""
+    if settings.space_columns:
+        raise ValueError("settings with space_columns need train_clustering_in_space, "
+                         "which returns the clustering space the centroids live in")
+    centroids, _, history = train_clustering_in_space(model, data, task_loss, settings,
+                                                      clusters, seed, device, checkpoints,
+                                                      start_optimizer)
+    return centroids, history
+
+
+def train_clustering_in_space(model: nn.Module, data: Batch, task_loss: TaskLoss,
+                              settings: ClusterSettings, clusters: int, seed: int,
+                              device: torch.device, checkpoints,
+                              start_optimizer: dict | None = None
+                              ) -> tuple[torch.Tensor, ClusterSpace | None, list[dict]]:
+    """`train_clustering` in the clustering space of `settings` (`ClusterSpace`, fitted
+    on `data`'s embeddings at the start; None where `space_columns` is empty, the
+    embedding itself): (centroids in that space, the space, history)."""
     if settings.init in ("kl", "kl_fit"):
         probabilities, embedding = class_probabilities(model, data, settings.batch_size,
                                                        device)
     else:
         probabilities, embedding = None, embeddings(model, data, settings.batch_size, device)
-    start, labels = initial_partition(settings.init, embedding, probabilities, clusters, seed)
+    space = None
+    if settings.space_columns:
+        space = ClusterSpace.fit(embedding, data[settings.space_key].numpy(),
+                                 settings.space_key, settings.space_columns,
+                                 settings.space_weight)
+    start, labels = initial_partition(settings.init, _in_space(space, embedding, data),
+                                      probabilities, clusters, seed)
     centroids = nn.Parameter(torch.tensor(start, dtype=torch.float32, device=device))
-    refit = _refit_hook(model, data, labels, centroids, settings, clusters, device)
+    refit = _refit_hook(model, data, labels, centroids, settings, clusters, device, space)
     beta = settings.beta
     if beta is None:
         beta = settings.beta_factor * balanced_beta(*_mean_loss_terms(
             model, data, task_loss, centroids.detach(), settings.alpha_start,
-            settings.batch_size, device))
+            settings.batch_size, device, space))
     if settings.embedding_anchor > 0:
         start_square = float(np.square(embedding).sum(axis=1).mean())
         data = {**data, START_EMBEDDING: torch.from_numpy(np.ascontiguousarray(embedding))}
@@ -309,7 +417,9 @@ def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
     def loss(batch: Batch, epoch: int) -> torch.Tensor:
         task, embedding = task_loss(batch)
         alpha = settings.alpha_start + settings.alpha_step * epoch
-        total = task + beta * cluster_loss(embedding, centroids, alpha)
+        position = embedding if space is None else space.coordinates(embedding,
+                                                                     batch[space.key])
+        total = task + beta * cluster_loss(position, centroids, alpha)
         if settings.embedding_anchor > 0:
             moved = (embedding - batch[START_EMBEDDING]).square().sum(dim=1).mean()
             total = total + settings.embedding_anchor * moved / start_square
@@ -322,12 +432,19 @@ def train_clustering(model: nn.Module, data: Batch, task_loss: TaskLoss,
                     freeze_norm=settings.freeze_norm, after_step=refit)
     for entry in history:
         entry["beta"] = beta
-    return centroids.detach(), history
+    return centroids.detach(), space, history
 
+
+def _in_space(space: ClusterSpace | None, embedding: np.ndarray, data: Batch) -> np.ndarray:
+    """The examples' coordinates in `space` (the embedding itself where None)."""
+    if space is None:
+        return embedding
+    return space.coordinates(embedding, data[space.key][:len(embedding)].numpy())
 
 
 def _refit_hook(model: nn.Module, data: Batch, labels: np.ndarray, centroids: nn.Parameter,
-                settings: ClusterSettings, clusters: int, device: torch.device):
+                settings: ClusterSettings, clusters: int, device: torch.device,
+                space: ClusterSpace | None = None):
     """The training loop's `after_step` that re-fits the centroids to the start partition
     `labels` (`ClusterSettings.refit_steps`); None if they train by gradient alone."""
     if settings.refit_steps == 0:
@@ -336,11 +453,12 @@ def _refit_hook(model: nn.Module, data: Batch, labels: np.ndarray, centroids: nn
 
     def after_step(epoch: int, step: int, last: bool) -> None:
         if last:
-            fitted = fit_centroids(embeddings(model, data, settings.batch_size, device),
-                                   labels, clusters)
+            fitted = fit_centroids(_in_space(space, embeddings(
+                model, data, settings.batch_size, device), data), labels, clusters)
         elif (step + 1) % settings.refit_steps == 0:
-            fitted = fit_centroids(embeddings(model, subset, settings.batch_size, device),
-                                   labels[:REFIT_EXAMPLES], clusters)
+            fitted = fit_centroids(_in_space(space, embeddings(
+                model, subset, settings.batch_size, device), subset),
+                labels[:REFIT_EXAMPLES], clusters)
         else:
             return
         with torch.no_grad():
