@@ -32,7 +32,6 @@ from itertools import pairwise
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch_geometric.nn import MessagePassing
 from tqdm import tqdm
 
 from hepclust.tracking.refinement import (
@@ -43,7 +42,33 @@ from hepclust.tracking.refinement import (
 )
 
 
-class EdgeWeightedConv(MessagePassing):
+@dataclass(frozen=True)
+class Incoming:
+    """Each vertex's incoming edges (columns (j, i) of an edge index, into i), grouped by
+    vertex for `embedding_bag`, which sums each vertex's weighted neighbours without
+    writing an (m, features) tensor of them (four times faster on a CPU than a gather and
+    a scatter). Built once per graph and shared by a GNN's layers."""
+
+    order: torch.Tensor  # the edges, sorted by target vertex (stable)
+    source: torch.Tensor  # their source vertices
+    offsets: torch.Tensor  # (n,) where each vertex's edges start in `order`
+    count: torch.Tensor  # (n, 1) float: each vertex's number of incoming edges
+
+    @classmethod
+    def of(cls, edge_index: torch.Tensor, num_vertices: int) -> "Incoming":
+        order = torch.argsort(edge_index[1], stable=True)
+        count = torch.bincount(edge_index[1], minlength=num_vertices)
+        return cls(order, edge_index[0, order], torch.cumsum(count, 0) - count,
+                   count.unsqueeze(-1).to(torch.get_default_dtype()))
+
+    def aggregate(self, x: torch.Tensor, weight: torch.Tensor, mean: bool) -> torch.Tensor:
+        """sum (or mean, 0 without edges) over the edges j -> i of weight_ji x_j: (n, F)."""
+        total = F.embedding_bag(self.source, x, self.offsets, mode="sum",
+                                per_sample_weights=weight[self.order].to(x.dtype))
+        return total / self.count.clamp(min=1).to(x.dtype) if mean else total
+
+
+class EdgeWeightedConv(nn.Module):
     r"""One graph convolution with a learned edge kernel (Eqs. 2.21-2.23, without the ReLU):
 
     .. math::
@@ -60,7 +85,8 @@ class EdgeWeightedConv(MessagePassing):
                  aggr: str = "add"):
         if aggr not in ("add", "mean"):
             raise ValueError(f"aggr must be 'add' or 'mean', not {aggr!r}")
-        super().__init__(aggr=aggr)
+        super().__init__()
+        self.aggr = aggr
         self.kernel = nn.Sequential(nn.Linear(2 * in_channels, kernel_hidden), nn.ReLU(),
                                     nn.Linear(kernel_hidden, 1))
         self.linear = nn.Linear(2 * in_channels, out_channels)
@@ -73,15 +99,16 @@ class EdgeWeightedConv(MessagePassing):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         return self.with_logits(x, edge_index)[0]
 
-    def with_logits(self, x: torch.Tensor,
-                    edge_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def with_logits(self, x: torch.Tensor, edge_index: torch.Tensor,
+                    incoming: Incoming | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(v', the logit of a_ij of each edge (m,)): the kernel is the layer's edge
-        classifier too."""
+        classifier too. `incoming`: `edge_index`'s `Incoming`, if already built."""
         no_edge_inputs = x.new_zeros(edge_index.shape[1], 0)
         # = kernel_logits(x_i, x_j)
         logits = mlp_on_edges(self.kernel, edge_index[1], edge_index[0],
                               end_products(self.kernel[0], x), no_edge_inputs).squeeze(-1)
-        neighbours = self.propagate(edge_index, x=x, weight=torch.sigmoid(logits))
+        incoming = incoming or Incoming.of(edge_index, len(x))
+        neighbours = incoming.aggregate(x, torch.sigmoid(logits), self.aggr == "mean")
         return self.linear(torch.cat([neighbours, x], dim=-1)), logits
 
     def kernel_logits(self, x_i: torch.Tensor, x_j: torch.Tensor) -> torch.Tensor:
@@ -90,9 +117,6 @@ class EdgeWeightedConv(MessagePassing):
     def edge_weight(self, x_i: torch.Tensor, x_j: torch.Tensor) -> torch.Tensor:
         """a_ij in (0, 1) of each edge j -> i, shape (m,)."""
         return torch.sigmoid(self.kernel_logits(x_i, x_j))
-
-    def message(self, x_j: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return weight.unsqueeze(-1) * x_j
 
 
 class ClusteringGNN(nn.Module):
@@ -120,9 +144,10 @@ class ClusteringGNN(nn.Module):
                     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(output, the kernel logits of every layer, each (m,))."""
         x = features if embedding is None else torch.cat([features, embedding], dim=-1)
+        incoming = Incoming.of(edge_index, len(x))
         logits = []
         for index, conv in enumerate(self.convs):
-            x, layer_logits = conv.with_logits(x, edge_index)
+            x, layer_logits = conv.with_logits(x, edge_index, incoming)
             logits.append(layer_logits)
             if index < len(self.convs) - 1:
                 x = torch.relu(x)
