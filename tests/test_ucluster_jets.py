@@ -19,6 +19,7 @@ from hepclust.ucluster.jets import (
 )
 from hepclust.ucluster.observables import OBSERVABLES, jet_observables, leading_mass
 from hepclust.ucluster.training import Schedule, optimizer_state, train
+from toy_networks import LinearNetwork
 
 SECTION = {"neighbours": 4, "embedding_size": 3, "pooling": "mean",
            "supervised_embedding_size": 64, "supervised_pooling": "mean_log_n",
@@ -133,22 +134,10 @@ def test_balanced_beta_makes_both_terms_equal():
         phases.balanced_beta(float("nan"), 1.0)
 
 
-class Toy(nn.Module):
-    """A linear 'network': embedding = W x, logits = the embedding."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(2, 2)
-
-    def forward(self, features, mask):
-        embedding = self.linear(features)
-        return embedding, embedding
-
-
 @pytest.mark.parametrize("factor", [1.0, 0.25])
 def test_joint_phase_balances_beta_and_carries_the_optimiser_over(tmp_path, factor):
     torch.manual_seed(0)
-    model = Toy()
+    model = LinearNetwork()
     x = torch.randn(64, 2)
     data = {"features": x, "mask": torch.ones(64, dtype=torch.bool), "y": (x[:, 0] > 0).long()}
 
@@ -212,7 +201,7 @@ def test_baselines_run_on_a_training_split_smaller_than_k():
 
 def _separable_toy_task():
     torch.manual_seed(0)
-    model = Toy()
+    model = LinearNetwork()
     x = torch.cat([0.3 * torch.randn(32, 2) + 3.0, 0.3 * torch.randn(32, 2) - 3.0])
     data = {"features": x, "mask": torch.ones(64, dtype=torch.bool), "y": (x[:, 0] > 0).long()}
 

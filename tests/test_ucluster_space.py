@@ -9,25 +9,14 @@ from torch import nn
 
 from hepclust.ucluster import evaluation, phases
 from hepclust.ucluster.training import Schedule
-
-
-class Linear(nn.Module):
-    """A linear 'network': embedding = W x, logits = the embedding."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(2, 2)
-
-    def forward(self, features, mask):
-        embedding = self.linear(features)
-        return embedding, embedding
+from toy_networks import LinearNetwork
 
 
 def _quadrant_task():
     """Two blobs in the features (x0 = +-3, the classes), and an observable g that splits
     each blob in two halves (g = +-3) which the network never reads."""
     torch.manual_seed(0)
-    model = Linear()
+    model = LinearNetwork()
     n = 64
     side = torch.arange(n) % 2 * 2 - 1
     half = (torch.arange(n) // 2) % 2 * 2 - 1
