@@ -235,9 +235,8 @@ def assign(model: ABCNet, centroids: torch.Tensor, arrays: dict, batch_size: int
     analysis of the clusters needs: mjj, label and the raw global features. `space`: the
     clustering space the centroids live in (None: the embedding)."""
     embedding = phases.embeddings(model, tensors(arrays), batch_size, device)
-    position = embedding if space is None else space.coordinates(embedding,
-                                                                 arrays[space.key])
-    clusters = evaluation.nearest_centroid(position, centroids.cpu().numpy())
+    clusters = evaluation.nearest_centroid(phases.in_space(space, embedding, arrays),
+                                           centroids.cpu().numpy())
     return {"embedding": embedding, "cluster": clusters.astype(np.int64),
             "mjj": arrays["mjj"], "label": arrays["label"], "global_raw": arrays["global_raw"]}
 

@@ -356,8 +356,7 @@ def _mean_loss_terms(model: nn.Module, data: Batch, task_loss: TaskLoss,
         rows = slice(start, min(start + 4 * batch_size, n))
         batch = {name: tensor[rows].to(device) for name, tensor in data.items()}
         task, embedding = task_loss(batch)
-        if space is not None:
-            embedding = space.coordinates(embedding, batch[space.key])
+        embedding = in_space(space, embedding, batch)
         size = rows.stop - rows.start
         task_total += float(task) * size
         cluster_total += float(cluster_loss(embedding, centroids, alpha)) * size
@@ -401,7 +400,7 @@ def train_clustering_in_space(model: nn.Module, data: Batch, task_loss: TaskLoss
         space = ClusterSpace.fit(embedding, data[settings.space_key].numpy(),
                                  settings.space_key, settings.space_columns,
                                  settings.space_weight)
-    start, labels = initial_partition(settings.init, _in_space(space, embedding, data),
+    start, labels = initial_partition(settings.init, in_space(space, embedding, data),
                                       probabilities, clusters, seed)
     centroids = nn.Parameter(torch.tensor(start, dtype=torch.float32, device=device))
     refit = _refit_hook(model, data, labels, centroids, settings, clusters, device, space)
@@ -417,9 +416,7 @@ def train_clustering_in_space(model: nn.Module, data: Batch, task_loss: TaskLoss
     def loss(batch: Batch, epoch: int) -> torch.Tensor:
         task, embedding = task_loss(batch)
         alpha = settings.alpha_start + settings.alpha_step * epoch
-        position = embedding if space is None else space.coordinates(embedding,
-                                                                     batch[space.key])
-        total = task + beta * cluster_loss(position, centroids, alpha)
+        total = task + beta * cluster_loss(in_space(space, embedding, batch), centroids, alpha)
         if settings.embedding_anchor > 0:
             moved = (embedding - batch[START_EMBEDDING]).square().sum(dim=1).mean()
             total = total + settings.embedding_anchor * moved / start_square
@@ -435,11 +432,13 @@ def train_clustering_in_space(model: nn.Module, data: Batch, task_loss: TaskLoss
     return centroids.detach(), space, history
 
 
-def _in_space(space: ClusterSpace | None, embedding: np.ndarray, data: Batch) -> np.ndarray:
-    """The examples' coordinates in `space` (the embedding itself where None)."""
+def in_space(space: ClusterSpace | None, embedding, examples):
+    """The coordinates in `space` of the first len(`embedding`) examples of `examples`
+    (a batch or a split's arrays, holding `space.key`) from their embeddings (a NumPy
+    array, or a torch tensor that stays differentiable): the embedding where None."""
     if space is None:
         return embedding
-    return space.coordinates(embedding, data[space.key][:len(embedding)].numpy())
+    return space.coordinates(embedding, examples[space.key][:len(embedding)])
 
 
 def _refit_hook(model: nn.Module, data: Batch, labels: np.ndarray, centroids: nn.Parameter,
@@ -453,10 +452,10 @@ def _refit_hook(model: nn.Module, data: Batch, labels: np.ndarray, centroids: nn
 
     def after_step(epoch: int, step: int, last: bool) -> None:
         if last:
-            fitted = fit_centroids(_in_space(space, embeddings(
+            fitted = fit_centroids(in_space(space, embeddings(
                 model, data, settings.batch_size, device), data), labels, clusters)
         elif (step + 1) % settings.refit_steps == 0:
-            fitted = fit_centroids(_in_space(space, embeddings(
+            fitted = fit_centroids(in_space(space, embeddings(
                 model, subset, settings.batch_size, device), subset),
                 labels[:REFIT_EXAMPLES], clusters)
         else:
