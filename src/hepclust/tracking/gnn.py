@@ -52,14 +52,14 @@ class Incoming:
     order: torch.Tensor  # the edges, sorted by target vertex (stable)
     source: torch.Tensor  # their source vertices
     offsets: torch.Tensor  # (n,) where each vertex's edges start in `order`
-    count: torch.Tensor  # (n, 1) float: each vertex's number of incoming edges
+    count: torch.Tensor  # (n, 1): each vertex's number of incoming edges
 
     @classmethod
     def of(cls, edge_index: torch.Tensor, num_vertices: int) -> "Incoming":
         order = torch.argsort(edge_index[1], stable=True)
         count = torch.bincount(edge_index[1], minlength=num_vertices)
         return cls(order, edge_index[0, order], torch.cumsum(count, 0) - count,
-                   count.unsqueeze(-1).to(torch.get_default_dtype()))
+                   count.unsqueeze(-1))
 
     def aggregate(self, x: torch.Tensor, weight: torch.Tensor, mean: bool) -> torch.Tensor:
         """sum (or mean, 0 without edges) over the edges j -> i of weight_ji x_j: (n, F)."""
@@ -107,7 +107,8 @@ class EdgeWeightedConv(nn.Module):
         # = kernel_logits(x_i, x_j)
         logits = mlp_on_edges(self.kernel, edge_index[1], edge_index[0],
                               end_products(self.kernel[0], x), no_edge_inputs).squeeze(-1)
-        incoming = incoming or Incoming.of(edge_index, len(x))
+        if incoming is None:
+            incoming = Incoming.of(edge_index, len(x))
         neighbours = incoming.aggregate(x, torch.sigmoid(logits), self.aggr == "mean")
         return self.linear(torch.cat([neighbours, x], dim=-1)), logits
 
