@@ -12,19 +12,24 @@ from hepclust.tracking.hit_features import (
     detector_layers,
     hit_features,
 )
-from hepclust.tracking.layer_graph import LayerPairGraph, learn_layer_pairs
+from hepclust.tracking.layer_graph import LayerPairGraph, _cheapest_windows, learn_layer_pairs
 
 RADII = np.array([40.0, 80.0, 130.0, 200.0])  # barrel layers 2, 4, 6, 8 of volume 8
 
 
-def barrel_event(particles: int = 30, seed: int = 0) -> TrackingEvent:
-    """Straight tracks from near the origin, one hit per layer, in random order."""
+def barrel_event(particles: int = 30, seed: int = 0, kinked: int = 0) -> TrackingEvent:
+    """Straight tracks from near the origin, one hit per layer, in random order; the
+    first `kinked` of them turn by 0.5-1 rad after the first layer (as a curling
+    particle's pairs would)."""
     rng = np.random.default_rng(seed)
     phi = rng.uniform(-np.pi, np.pi, particles)
     cot_theta = rng.uniform(-1, 1, particles)
     z0 = rng.normal(scale=5.0, size=particles)
-    x = np.outer(np.cos(phi), RADII).ravel()
-    y = np.outer(np.sin(phi), RADII).ravel()
+    kink = np.zeros(particles)
+    kink[:kinked] = rng.uniform(0.5, 1.0, kinked) * rng.choice([-1, 1], kinked)
+    phi = phi[:, None] + kink[:, None] * (np.arange(len(RADII)) >= 1)
+    x = (np.cos(phi) * RADII).ravel()
+    y = (np.sin(phi) * RADII).ravel()
     z = (z0[:, None] + cot_theta[:, None] * RADII).ravel()
     layer = np.tile(2 * np.arange(1, 5), particles)
     particle_id = np.repeat(np.arange(1, particles + 1), len(RADII))
@@ -82,3 +87,32 @@ def test_saved_and_loaded(learned, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match=r"bad\.pt"):
         LayerPairGraph.load(tmp_path / "bad.pt")
+
+
+def _pair_set(edges: torch.Tensor) -> set[tuple[int, int]]:
+    return {tuple(sorted(p)) for p in edges.T.tolist()}
+
+
+def test_windows_narrow_where_a_few_true_pairs_cost_many_candidates():
+    training = [barrel_event(particles=200, seed=s, kinked=2) for s in range(3)]
+    wide = learn_layer_pairs(training, quantile=0.001, margin=0.1)
+    narrow = learn_layer_pairs(training, quantile=0.001, margin=0.1, lost_fraction=0.01)
+    event = barrel_event(particles=200, seed=9, kinked=2)
+    wide_edges, narrow_edges = wide.edges(event), narrow.edges(event)
+    assert wide.high[0, 0] - wide.low[0, 0] > 1  # 802 -> 804: the kinked pairs' dphi
+    assert narrow.high[0, 0] - narrow.low[0, 0] < 0.1
+    assert narrow_edges.shape[1] < 0.3 * wide_edges.shape[1]
+    truth = _pair_set(consecutive_pairs(event.particle_id, event.positions))
+    assert len(truth - _pair_set(wide_edges)) <= 1
+    assert len(truth - _pair_set(narrow_edges)) <= 0.02 * len(truth)  # 1% in training
+
+
+def test_the_cheapest_windows_go_first_within_the_allowed_loss():
+    candidates = np.array([[100.0, 10.0, 5.0], [50.0, 49.0, 0.0]])
+    inside = np.array([[10.0, 9.0, 1.0], [5.0, 5.0, 0.0]])
+    # Pair 1's first step loses nothing; pair 0's saves 90 candidates for one true pair;
+    # pair 1's next (49 for 5) would go over the allowed loss.
+    assert _cheapest_windows(candidates, inside, allowed_loss=1.0).tolist() == [1, 1]
+    assert _cheapest_windows(candidates, inside, allowed_loss=0.0).tolist() == [0, 1]
+    # Dropping pair 1 would save nothing.
+    assert _cheapest_windows(candidates, inside, allowed_loss=100.0).tolist() == [3, 2]

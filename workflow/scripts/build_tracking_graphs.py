@@ -13,7 +13,8 @@ with logged_to(snakemake.log[0]):
     embedding = load_module(snakemake.input.embedding, "embedding", device)
     layers = snakemake.params.settings["graph"]["layer_pairs"]
     layer_pairs = learn_layer_pairs(stages.tracking_events(tables), layers["quantile"],
-                                    layers["margin"], layers["min_count"])
+                                    layers["margin"], layers["min_count"],
+                                    layers["lost_fraction"])
     print(f"{len(layer_pairs)} layer pairs learned from {len(tables)} training events")
     layer_pairs.save(snakemake.output.layer_pairs)
     graphs, rows = stages.candidate_graphs(

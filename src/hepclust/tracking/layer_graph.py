@@ -17,6 +17,14 @@ the window is [q, 1 - q] of the true pairs' values widened by `margin` of its wi
 each side. An event's graph holds every pair of hits on a kept layer pair inside all
 three windows: per layer pair, the outer hits sorted in phi and the dphi window read off
 with a binary search, so the work is the candidate pairs it yields, not all pairs.
+
+Windows at one quantile for every layer pair are wasteful: a few layer pairs crossed by
+curling low-momentum particles get dphi windows over a radian wide and hold a large share
+of all candidates for a handful of true pairs. With `lost_fraction` > 0 each layer pair
+instead picks its quantile from a ladder (q, 2q, 5q, ... up to 100q), or is dropped, so
+that the training events' candidates are fewest while at most that share of their
+consecutive pairs falls outside: greedily, the narrowing that saves the most candidates
+per true pair lost goes first (`_cheapest_windows`).
 """
 
 from collections.abc import Sequence
@@ -34,6 +42,7 @@ from hepclust.tracking.hit_features import TrackingEvent, consecutive_pairs, det
 QUANTITIES = ("dphi", "deta", "z0")
 MIN_DR_FOR_Z0 = 1.0  # mm
 WINDOW_FLOOR = np.array([0.002, 0.002, 1.0])  # the least half-width: rad, eta, mm
+QUANTILE_LADDER = (1, 2, 5, 10, 20, 50, 100)  # multiples of `quantile` a window may narrow to
 
 
 def _geometry(event: TrackingEvent) -> dict[str, np.ndarray]:
@@ -74,25 +83,13 @@ class LayerPairGraph:
         """The event's graph: an int64 (2, E) tensor of unordered pairs, i < j, on the
         device of the event."""
         hits = _geometry(event)
-        by_layer = {int(key): np.flatnonzero(hits["layer"] == key)
-                    for key in np.unique(hits["layer"])}
+        by_layer = _hits_by_layer(hits)
         firsts, seconds = [], []
-        for (inner_layer, outer_layer), low, high in zip(self.layers, self.low, self.high,
-                                                         strict=True):
-            inner = by_layer.get(int(inner_layer))
-            outer = by_layer.get(int(outer_layer))
-            if inner is None or outer is None:
-                continue
-            # The binary search leaves only pairs inside the dphi window; the cheap deta
-            # cut goes before z0, which is computed for its survivors only.
-            a, b = _phi_window_pairs(hits["phi"], inner, outer, low[0], high[0])
-            deta = hits["eta"][b] - hits["eta"][a]
-            keep = (deta >= low[1]) & (deta <= high[1]) & (a != b)
-            a, b = a[keep], b[keep]
-            z0 = _z0(hits, a, b)
-            keep = (z0 >= low[2]) & (z0 <= high[2])
-            firsts.append(a[keep])
-            seconds.append(b[keep])
+        for layers, low, high in zip(self.layers, self.low, self.high, strict=True):
+            pairs = _window_pairs(hits, by_layer, layers, low, high)
+            if pairs is not None:
+                firsts.append(pairs[0])
+                seconds.append(pairs[1])
         device = event.positions.device
         if not firsts:
             return torch.zeros((2, 0), dtype=torch.int64, device=device)
@@ -120,6 +117,29 @@ class LayerPairGraph:
         return cls(saved["layers"].numpy(), saved["low"].numpy(), saved["high"].numpy())
 
 
+def _hits_by_layer(hits: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+    return {int(key): np.flatnonzero(hits["layer"] == key) for key in np.unique(hits["layer"])}
+
+
+def _window_pairs(hits: dict[str, np.ndarray], by_layer: dict[int, np.ndarray],
+                  layers: np.ndarray, low: np.ndarray, high: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(inner hits, outer hits) of the pairs on the layer pair `layers` inside the window
+    [low, high] over `QUANTITIES`; None where a layer has no hits."""
+    inner, outer = by_layer.get(int(layers[0])), by_layer.get(int(layers[1]))
+    if inner is None or outer is None:
+        return None
+    # The binary search leaves only pairs inside the dphi window; the cheap deta cut goes
+    # before z0, which is computed for its survivors only.
+    a, b = _phi_window_pairs(hits["phi"], inner, outer, low[0], high[0])
+    deta = hits["eta"][b] - hits["eta"][a]
+    keep = (deta >= low[1]) & (deta <= high[1]) & (a != b)
+    a, b = a[keep], b[keep]
+    z0 = _z0(hits, a, b)
+    keep = (z0 >= low[2]) & (z0 <= high[2])
+    return a[keep], b[keep]
+
+
 def _phi_window_pairs(phi: np.ndarray, inner: np.ndarray, outer: np.ndarray, low: float,
                       high: float) -> tuple[np.ndarray, np.ndarray]:
     """Every (inner hit, outer hit) with phi_outer - phi_inner in [low, high] modulo 2 pi."""
@@ -135,11 +155,16 @@ def _phi_window_pairs(phi: np.ndarray, inner: np.ndarray, outer: np.ndarray, low
 
 
 def learn_layer_pairs(events: Sequence[TrackingEvent], quantile: float = 0.001,
-                      margin: float = 0.1, min_count: int = 3) -> LayerPairGraph:
+                      margin: float = 0.1, min_count: int = 3,
+                      lost_fraction: float = 0.0) -> LayerPairGraph:
     """The layer pairs and windows that the consecutive hits of the particles of `events`
-    imply (see the module's text)."""
+    imply (see the module's text); with `lost_fraction` > 0, each pair's window narrowed
+    (or the pair dropped) to hold the fewest candidates on `events` while giving up at
+    most that share of their consecutive pairs."""
     if not 0 <= quantile < 0.5:
         raise ValueError(f"quantile must be in [0, 0.5), not {quantile}")
+    if not 0 <= lost_fraction < 1:
+        raise ValueError(f"lost_fraction must be in [0, 1), not {lost_fraction}")
     keys, values = [], []
     for event in events:
         hits = _geometry(event)
@@ -150,10 +175,58 @@ def learn_layer_pairs(events: Sequence[TrackingEvent], quantile: float = 0.001,
     layers, which, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
     which = which.ravel()
     kept = np.flatnonzero(counts >= min_count)
-    low, high = np.empty((len(kept), 3)), np.empty((len(kept), 3))
+    layers = layers[kept].astype(np.int64)
+    ladder = [quantile * step for step in QUANTILE_LADDER if quantile * step < 0.5]
+    if lost_fraction == 0 or quantile == 0:
+        ladder = [quantile]
+    low, high = np.empty((len(kept), len(ladder), 3)), np.empty((len(kept), len(ladder), 3))
+    inside = np.empty((len(kept), len(ladder)))
     for row, pair in enumerate(kept):
         seen = values[which == pair]
-        lo, hi = np.quantile(seen, quantile, axis=0), np.quantile(seen, 1 - quantile, axis=0)
-        pad = margin * (hi - lo) + WINDOW_FLOOR
-        low[row], high[row] = lo - pad, hi + pad
-    return LayerPairGraph(layers[kept].astype(np.int64), low, high)
+        for rung, q in enumerate(ladder):
+            lo, hi = np.quantile(seen, q, axis=0), np.quantile(seen, 1 - q, axis=0)
+            pad = margin * (hi - lo) + WINDOW_FLOOR
+            low[row, rung], high[row, rung] = lo - pad, hi + pad
+            inside[row, rung] = np.all((seen >= lo - pad) & (seen <= hi + pad), axis=1).sum()
+    if len(ladder) == 1:
+        return LayerPairGraph(layers, low[:, 0], high[:, 0])
+    candidates = sum(_candidate_counts(event, layers, low, high) for event in events)
+    rung = _cheapest_windows(candidates, inside, lost_fraction * len(values))
+    used = np.flatnonzero(rung < len(ladder))
+    return LayerPairGraph(layers[used], low[used, rung[used]], high[used, rung[used]])
+
+
+def _candidate_counts(event: TrackingEvent, layers: np.ndarray, low: np.ndarray,
+                      high: np.ndarray) -> np.ndarray:
+    """(P, Q) candidate pairs of `event` on each of the P layer pairs with each of its Q
+    windows `low`, `high` (P, Q, 3)."""
+    hits = _geometry(event)
+    by_layer = _hits_by_layer(hits)
+    counts = np.zeros(low.shape[:2])
+    for row, pair in enumerate(layers):
+        for rung in range(low.shape[1]):
+            pairs = _window_pairs(hits, by_layer, pair, low[row, rung], high[row, rung])
+            counts[row, rung] = 0 if pairs is None else len(pairs[0])
+    return counts
+
+
+def _cheapest_windows(candidates: np.ndarray, inside: np.ndarray,
+                      allowed_loss: float) -> np.ndarray:
+    """Each layer pair's rung (0 the widest window, Q: dropped), narrowed step by step,
+    the step that saves the most `candidates` (P, Q) per true pair lost (`inside`, P, Q)
+    first, while the true pairs lost stay within `allowed_loss`."""
+    pairs, rungs = candidates.shape
+    candidates = np.concatenate([candidates, np.zeros((pairs, 1))], axis=1)
+    inside = np.concatenate([inside, np.zeros((pairs, 1))], axis=1)
+    rung, rows, lost = np.zeros(pairs, dtype=np.int64), np.arange(pairs), 0.0
+    while True:
+        after = np.minimum(rung + 1, rungs)
+        saved = candidates[rows, rung] - candidates[rows, after]
+        loss = inside[rows, rung] - inside[rows, after]
+        # A step that loses no true pair and saves candidates ranks ahead of all others.
+        gain = np.where(rung < rungs, saved / np.maximum(loss, 1e-9), -np.inf)
+        best = int(np.argmax(gain))
+        if gain[best] <= 0 or lost + loss[best] > allowed_loss:
+            return rung
+        lost += loss[best]
+        rung[best] += 1
