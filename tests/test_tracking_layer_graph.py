@@ -12,7 +12,12 @@ from hepclust.tracking.hit_features import (
     detector_layers,
     hit_features,
 )
-from hepclust.tracking.layer_graph import LayerPairGraph, _cheapest_windows, learn_layer_pairs
+from hepclust.tracking.layer_graph import (
+    LayerPairGraph,
+    _cheapest_windows,
+    _phi_eta_window_pairs,
+    learn_layer_pairs,
+)
 
 RADII = np.array([40.0, 80.0, 130.0, 200.0])  # barrel layers 2, 4, 6, 8 of volume 8
 
@@ -116,3 +121,21 @@ def test_the_cheapest_windows_go_first_within_the_allowed_loss():
     assert _cheapest_windows(candidates, inside, allowed_loss=0.0).tolist() == [0, 1]
     # Dropping pair 1 would save nothing.
     assert _cheapest_windows(candidates, inside, allowed_loss=100.0).tolist() == [3, 2]
+
+
+@pytest.mark.parametrize("dphi", [(-0.3, 0.2), (2.9, 3.3), (-3.5, -2.8), (-4.0, 4.0)])
+def test_the_binned_search_finds_what_a_scan_of_all_pairs_finds(dphi):
+    rng = np.random.default_rng(5)
+    hits = {"phi": rng.uniform(-np.pi, np.pi, 400), "eta": rng.uniform(-3, 3, 400)}
+    inner, outer = np.arange(150), np.arange(150, 400)
+    low, high = np.array([dphi[0], -0.4, 0.0]), np.array([dphi[1], 0.3, 0.0])
+    a, b = _phi_eta_window_pairs(hits, inner, outer, low, high)
+    assert len(set(zip(a.tolist(), b.tolist(), strict=True))) == len(a)  # each pair once
+    found = {(i, o) for i, o in zip(a.tolist(), b.tolist(), strict=True)
+             if low[1] <= hits["eta"][o] - hits["eta"][i] <= high[1]}
+    i, o = np.meshgrid(inner, outer, indexing="ij")
+    i, o = i.ravel(), o.ravel()
+    turned = np.remainder(hits["phi"][o] - hits["phi"][i] - dphi[0], 2 * np.pi)
+    inside = (turned <= dphi[1] - dphi[0]) & (hits["eta"][o] - hits["eta"][i] >= low[1]) & (
+        hits["eta"][o] - hits["eta"][i] <= high[1])
+    assert found == set(zip(i[inside].tolist(), o[inside].tolist(), strict=True))

@@ -15,8 +15,9 @@ pairs,
 
 the window is [q, 1 - q] of the true pairs' values widened by `margin` of its width on
 each side. An event's graph holds every pair of hits on a kept layer pair inside all
-three windows: per layer pair, the outer hits sorted in phi and the dphi window read off
-with a binary search, so the work is the candidate pairs it yields, not all pairs.
+three windows: per layer pair, the outer hits sorted by eta bin and phi, and the dphi
+window in the eta bins the deta window overlaps read off with binary searches, so the
+work is about the candidate pairs it yields, not all pairs.
 
 Windows at one quantile for every layer pair are wasteful: a few layer pairs crossed by
 curling low-momentum particles get dphi windows over a radian wide and hold a large share
@@ -129,9 +130,9 @@ def _window_pairs(hits: dict[str, np.ndarray], by_layer: dict[int, np.ndarray],
     inner, outer = by_layer.get(int(layers[0])), by_layer.get(int(layers[1]))
     if inner is None or outer is None:
         return None
-    # The binary search leaves only pairs inside the dphi window; the cheap deta cut goes
-    # before z0, which is computed for its survivors only.
-    a, b = _phi_window_pairs(hits["phi"], inner, outer, low[0], high[0])
+    # The binary searches leave only pairs inside the dphi window and near the deta one;
+    # the deta cut goes before z0, which is computed for its survivors only.
+    a, b = _phi_eta_window_pairs(hits, inner, outer, low, high)
     deta = hits["eta"][b] - hits["eta"][a]
     keep = (deta >= low[1]) & (deta <= high[1]) & (a != b)
     a, b = a[keep], b[keep]
@@ -140,18 +141,34 @@ def _window_pairs(hits: dict[str, np.ndarray], by_layer: dict[int, np.ndarray],
     return a[keep], b[keep]
 
 
-def _phi_window_pairs(phi: np.ndarray, inner: np.ndarray, outer: np.ndarray, low: float,
-                      high: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every (inner hit, outer hit) with phi_outer - phi_inner in [low, high] modulo 2 pi."""
-    outer = outer[np.argsort(phi[outer], kind="stable")]
-    around = np.concatenate([phi[outer] - 2 * np.pi, phi[outer], phi[outer] + 2 * np.pi])
-    outer3 = np.concatenate([outer, outer, outer])
-    start = np.searchsorted(around, phi[inner] + low, side="left")
-    stop = np.searchsorted(around, phi[inner] + high, side="right")
-    stop = np.minimum(stop, start + len(outer))  # a window wider than 2 pi: each hit once
-    count = stop - start
-    offsets = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    return np.repeat(inner, count), outer3[np.repeat(start, count) + offsets]
+def _phi_eta_window_pairs(hits: dict[str, np.ndarray], inner: np.ndarray, outer: np.ndarray,
+                          low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (inner hit, outer hit) with phi_outer - phi_inner in [low[0], high[0]] modulo
+    2 pi and eta_outer - eta_inner in the two eta bins, each as wide as the deta window
+    [low[1], high[1]], that the window overlaps: the outer hits sorted by (eta bin, phi)
+    and each query read off with binary searches, so the work is about the pairs found."""
+    width = max(high[1] - low[1], 1e-6)
+    turn = 2 * np.pi
+    span = 2 * turn  # the sort key's room per eta bin, wider than a turn
+    angle = np.remainder(hits["phi"][outer] + np.pi, turn)
+    key = np.floor(hits["eta"][outer] / width) * span + angle
+    order = np.argsort(key, kind="stable")
+    outer, key = outer[order], key[order]
+    first_bin = np.floor((hits["eta"][inner] + low[1]) / width)
+    start = np.remainder(hits["phi"][inner] + low[0] + np.pi, turn)
+    stop = start + min(high[0] - low[0], turn)
+    wrapped = stop > turn  # the window runs past the end of the turn: two intervals
+    lows, highs, used = [], [], []
+    for bin_ in (first_bin, first_bin + 1):
+        lows += [bin_ * span + start, bin_ * span]
+        highs += [bin_ * span + np.minimum(stop, turn), bin_ * span + stop - turn]
+        used += [np.ones_like(wrapped), wrapped]
+    starts = np.searchsorted(key, np.concatenate(lows), side="left")
+    counts = np.searchsorted(key, np.concatenate(highs), side="right") - starts
+    counts = np.where(np.concatenate(used), np.maximum(counts, 0), 0)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return (np.repeat(np.tile(inner, len(counts) // len(inner)), counts),
+            outer[np.repeat(starts, counts) + offsets])
 
 
 def learn_layer_pairs(events: Sequence[TrackingEvent], quantile: float = 0.001,
