@@ -9,7 +9,7 @@ from hepclust.tracking.edge_filter import (
     EdgeFilter,
     _standardised_inputs,
     efficiency_threshold,
-    rank_per_key,
+    ranks_per_key,
     train_edge_filter,
 )
 from hepclust.tracking.hit_features import TrackingEvent, hit_features, same_particle
@@ -97,6 +97,8 @@ def test_the_cap_keeps_each_hits_best_edges_per_side_and_nothing_below_both_ends
 
 
 def test_ranks_count_from_the_highest_score_within_each_key():
-    ranks = rank_per_key(torch.tensor([3, 1, 3, 1, 3, 2]),
-                         torch.tensor([0.1, 0.5, 0.9, 0.7, 0.9, 0.0]))
-    assert ranks.tolist() == [2, 1, 0, 0, 1, 0]
+    score = torch.tensor([0.1, 0.5, 0.9, 0.7, 0.9, 0.0])
+    by_first, by_second = ranks_per_key(score, [torch.tensor([3, 1, 3, 1, 3, 2]),
+                                                torch.tensor([0, 0, 0, 0, 0, 0])])
+    assert by_first.tolist() == [2, 1, 0, 0, 1, 0]
+    assert by_second.tolist() == [4, 3, 0, 2, 1, 5]

@@ -57,7 +57,12 @@ class EdgeFilter(nn.Module):
 
     def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor,
                     chunk: int = EDGE_CHUNK) -> torch.Tensor:
-        inner, outer, hits, pairs = self.standardised_edges(event, edge_index)
+        return self._oriented_logits(event, *oriented(event.positions, edge_index), chunk)
+
+    def _oriented_logits(self, event: TrackingEvent, inner: torch.Tensor, outer: torch.Tensor,
+                         chunk: int = EDGE_CHUNK) -> torch.Tensor:
+        hits, pairs = self.standardise(event.features,
+                                       pair_features(event.positions, torch.stack([inner, outer])))
         products = end_products(self.mlp[0], hits)
         return torch.cat([mlp_on_edges(self.mlp, i, o, products, e).squeeze(-1) for i, o, e in
                           zip(inner.split(chunk), outer.split(chunk), pairs.split(chunk),
@@ -72,29 +77,32 @@ class EdgeFilter(nn.Module):
         hits ranks it so), which makes the kept graph grow as the hits, not as the pairs
         of hits that the candidate windows hold."""
         self.eval()
-        logits = self.edge_logits(event, edge_index)
+        inner, outer = oriented(event.positions, edge_index)
+        logits = self._oriented_logits(event, inner, outer)
         kept = logits > self.threshold
-        edges, logits = edge_index[:, kept], logits[kept]
+        edges = edge_index[:, kept]
         if max_per_hit is None:
             return edges
-        inner, outer = oriented(event.positions, edges)
-        return edges[:, (rank_per_key(inner, logits) < max_per_hit)
-                     | (rank_per_key(outer, logits) < max_per_hit)]
+        by_inner, by_outer = ranks_per_key(logits[kept], [inner[kept], outer[kept]])
+        return edges[:, (by_inner < max_per_hit) | (by_outer < max_per_hit)]
 
 
-def rank_per_key(key: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-    """Each entry's rank (0 for the highest `score`, ties by position) among the entries
-    that share its `key`."""
+def ranks_per_key(score: torch.Tensor, keys: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """For each of `keys`, each entry's rank (0 for the highest `score`, ties by position)
+    among the entries that share its key; the order by score is taken once for all."""
     by_score = torch.sort(score, descending=True, stable=True).indices
-    order = by_score[torch.sort(key[by_score], stable=True).indices]
-    sorted_key = key[order]
-    starts = torch.ones_like(sorted_key, dtype=torch.bool)
-    starts[1:] = sorted_key[1:] != sorted_key[:-1]
-    position = torch.arange(len(key), device=key.device)
-    group_start = torch.cummax(torch.where(starts, position, 0), dim=0).values
-    rank = torch.empty_like(position)
-    rank[order] = position - group_start
-    return rank
+    position = torch.arange(len(score), device=score.device)
+    ranks = []
+    for key in keys:
+        order = by_score[torch.sort(key[by_score], stable=True).indices]
+        sorted_key = key[order]
+        starts = torch.ones_like(sorted_key, dtype=torch.bool)
+        starts[1:] = sorted_key[1:] != sorted_key[:-1]
+        group_start = torch.cummax(torch.where(starts, position, 0), dim=0).values
+        rank = torch.empty_like(position)
+        rank[order] = position - group_start
+        ranks.append(rank)
+    return ranks
 
 
 def _standardised_inputs(model: EdgeFilter, event: TrackingEvent,
