@@ -6,8 +6,8 @@ message passing costs about 30 times as much per edge.
 The threshold is set on the training events so that the filter keeps a chosen share of
 their true edges (`efficiency`, e.g. 0.995); it is stored in the module with the
 features' centring, so a saved filter is applied exactly as it was chosen. On the
-default events it keeps about a quarter of the candidate edges and 99.1% of the pairs of
-consecutive hits (docs/tracking.md).
+default events it keeps about 40% of the candidate edges (the layer-pair windows have
+already dropped two thirds) and 99.4% of the pairs of consecutive hits (docs/tracking.md).
 """
 
 import time
