@@ -167,7 +167,7 @@ def _phi_eta_window_pairs(hits: dict[str, np.ndarray], inner: np.ndarray, outer:
     counts = np.searchsorted(key, np.concatenate(highs), side="right") - starts
     counts = np.where(np.concatenate(used), np.maximum(counts, 0), 0)
     offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return (np.repeat(np.tile(inner, len(counts) // len(inner)), counts),
+    return (np.repeat(np.tile(inner, len(lows)), counts),
             outer[np.repeat(starts, counts) + offsets])
 
 
@@ -182,9 +182,9 @@ def learn_layer_pairs(events: Sequence[TrackingEvent], quantile: float = 0.001,
         raise ValueError(f"quantile must be in [0, 0.5), not {quantile}")
     if not 0 <= lost_fraction < 1:
         raise ValueError(f"lost_fraction must be in [0, 1), not {lost_fraction}")
+    geometries = [_geometry(event) for event in events]
     keys, values = [], []
-    for event in events:
-        hits = _geometry(event)
+    for event, hits in zip(events, geometries, strict=True):
         inner, outer = consecutive_pairs(event.particle_id, event.positions).numpy()
         keys.append(np.stack([hits["layer"][inner], hits["layer"][outer]], axis=1))
         values.append(_pair_quantities(hits, inner, outer))
@@ -193,9 +193,8 @@ def learn_layer_pairs(events: Sequence[TrackingEvent], quantile: float = 0.001,
     which = which.ravel()
     kept = np.flatnonzero(counts >= min_count)
     layers = layers[kept].astype(np.int64)
-    ladder = [quantile * step for step in QUANTILE_LADDER if quantile * step < 0.5]
-    if lost_fraction == 0 or quantile == 0:
-        ladder = [quantile]
+    ladder = ([quantile * step for step in QUANTILE_LADDER if quantile * step < 0.5]
+              if lost_fraction > 0 and quantile > 0 else [quantile])
     low, high = np.empty((len(kept), len(ladder), 3)), np.empty((len(kept), len(ladder), 3))
     inside = np.empty((len(kept), len(ladder)))
     for row, pair in enumerate(kept):
@@ -204,20 +203,20 @@ def learn_layer_pairs(events: Sequence[TrackingEvent], quantile: float = 0.001,
             lo, hi = np.quantile(seen, q, axis=0), np.quantile(seen, 1 - q, axis=0)
             pad = margin * (hi - lo) + WINDOW_FLOOR
             low[row, rung], high[row, rung] = lo - pad, hi + pad
-            inside[row, rung] = np.all((seen >= lo - pad) & (seen <= hi + pad), axis=1).sum()
+            inside[row, rung] = np.all((seen >= low[row, rung]) & (seen <= high[row, rung]),
+                                       axis=1).sum()
     if len(ladder) == 1:
         return LayerPairGraph(layers, low[:, 0], high[:, 0])
-    candidates = sum(_candidate_counts(event, layers, low, high) for event in events)
+    candidates = sum(_candidate_counts(hits, layers, low, high) for hits in geometries)
     rung = _cheapest_windows(candidates, inside, lost_fraction * len(values))
     used = np.flatnonzero(rung < len(ladder))
     return LayerPairGraph(layers[used], low[used, rung[used]], high[used, rung[used]])
 
 
-def _candidate_counts(event: TrackingEvent, layers: np.ndarray, low: np.ndarray,
+def _candidate_counts(hits: dict[str, np.ndarray], layers: np.ndarray, low: np.ndarray,
                       high: np.ndarray) -> np.ndarray:
-    """(P, Q) candidate pairs of `event` on each of the P layer pairs with each of its Q
-    windows `low`, `high` (P, Q, 3)."""
-    hits = _geometry(event)
+    """(P, Q) candidate pairs of an event's `hits` (`_geometry`) on each of the P layer
+    pairs with each of its Q windows `low`, `high` (P, Q, 3)."""
     by_layer = _hits_by_layer(hits)
     counts = np.zeros(low.shape[:2])
     for row, pair in enumerate(layers):
