@@ -51,9 +51,14 @@ class EdgeFilter(nn.Module):
         """(inner hit of each edge, outer hit, standardised hit features (N, F),
         standardised pair features (E, 5))."""
         inner, outer = oriented(event.positions, edge_index)
-        hits, pairs = self.standardise(event.features,
-                                       pair_features(event.positions, torch.stack([inner, outer])))
-        return inner, outer, hits, pairs
+        return inner, outer, *self._standardised(event, inner, outer)
+
+    def _standardised(self, event: TrackingEvent, inner: torch.Tensor, outer: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(standardised hit features, standardised pair features) of the edges
+        inner -> outer, already oriented."""
+        return self.standardise(event.features,
+                                pair_features(event.positions, torch.stack([inner, outer])))
 
     def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor,
                     chunk: int = EDGE_CHUNK) -> torch.Tensor:
@@ -61,8 +66,7 @@ class EdgeFilter(nn.Module):
 
     def _oriented_logits(self, event: TrackingEvent, inner: torch.Tensor, outer: torch.Tensor,
                          chunk: int = EDGE_CHUNK) -> torch.Tensor:
-        hits, pairs = self.standardise(event.features,
-                                       pair_features(event.positions, torch.stack([inner, outer])))
+        hits, pairs = self._standardised(event, inner, outer)
         products = end_products(self.mlp[0], hits)
         return torch.cat([mlp_on_edges(self.mlp, i, o, products, e).squeeze(-1) for i, o, e in
                           zip(inner.split(chunk), outer.split(chunk), pairs.split(chunk),
