@@ -15,7 +15,12 @@ from hepclust.tracking.hit_features import (
     same_particle,
     true_pairs,
 )
-from hepclust.tracking.pair_features import PAIR_FEATURES, pair_features, pair_quantities
+from hepclust.tracking.pair_features import (
+    PAIR_FEATURES,
+    _asinh,
+    pair_features,
+    pair_quantities,
+)
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -234,3 +239,11 @@ def test_pair_features_are_finite_and_symmetric():
     np.testing.assert_allclose(features[1], [0.1, 0, 0.04, 0, np.arcsinh(-30 / 200)],
                                atol=1e-6)
     assert features[2].tolist() == [0, 0, 0, 0, 0]  # coincident hits
+
+
+def test_the_fast_asinh_holds_float32_precision():
+    magnitudes = torch.logspace(-10, 17, 10_000, dtype=torch.float64)
+    values = torch.cat([-magnitudes, torch.zeros(1), magnitudes]).float()
+    exact = torch.asinh(values.double())
+    error = (_asinh(values).double() - exact).abs() / exact.abs().clamp(min=1)
+    assert error.max() < 2e-7

@@ -21,7 +21,12 @@ from tqdm import tqdm
 
 from hepclust.tracking.embedding import make_mlp
 from hepclust.tracking.hit_features import TrackingEvent, same_particle
-from hepclust.tracking.pair_features import PAIR_FEATURES, oriented, pair_features
+from hepclust.tracking.pair_features import (
+    PAIR_FEATURES,
+    oriented,
+    oriented_pair_features,
+    pair_features,
+)
 from hepclust.tracking.refinement import balanced_weights, end_products, mlp_on_edges
 
 EDGE_CHUNK = 65_536  # edges per chunk at inference: per-edge tensors that stay in the cache
@@ -58,7 +63,7 @@ class EdgeFilter(nn.Module):
         """(standardised hit features, standardised pair features) of the edges
         inner -> outer, already oriented."""
         return self.standardise(event.features,
-                                pair_features(event.positions, torch.stack([inner, outer])))
+                                oriented_pair_features(event.positions, inner, outer))
 
     def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor,
                     chunk: int = EDGE_CHUNK) -> torch.Tensor:

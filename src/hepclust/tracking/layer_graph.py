@@ -37,7 +37,6 @@ import torch
 
 from hepclust.errors import InputError
 from hepclust.io.parquet import atomic_path
-from hepclust.tracking.graph import undirected
 from hepclust.tracking.hit_features import TrackingEvent, consecutive_pairs, detector_layers
 
 QUANTITIES = ("dphi", "deta", "z0")
@@ -81,21 +80,27 @@ class LayerPairGraph:
         return len(self.layers)
 
     def edges(self, event: TrackingEvent) -> torch.Tensor:
-        """The event's graph: an int64 (2, E) tensor of unordered pairs, i < j, on the
-        device of the event."""
+        """The event's graph: an int64 (2, E) tensor of unordered pairs, i < j (in no
+        particular order), on the device of the event."""
         hits = _geometry(event)
         by_layer = _hits_by_layer(hits)
-        firsts, seconds = [], []
+        # A hit pair can be found twice only on a layer pair whose reverse is also kept
+        # (or on a pair of one layer with itself): only those pairs need deduplicating.
+        reversible = {tuple(pair) for pair in self.layers.tolist()}
+        found = {True: [], False: []}
         for layers, low, high in zip(self.layers, self.low, self.high, strict=True):
             pairs = _window_pairs(hits, by_layer, layers, low, high)
             if pairs is not None:
-                firsts.append(pairs[0])
-                seconds.append(pairs[1])
-        device = event.positions.device
-        if not firsts:
-            return torch.zeros((2, 0), dtype=torch.int64, device=device)
-        pairs = torch.from_numpy(np.stack([np.concatenate(firsts), np.concatenate(seconds)]))
-        return undirected(pairs, len(event)).to(device)
+                found[(int(layers[1]), int(layers[0])) in reversible].append(np.stack(pairs))
+        pairs = [np.concatenate(found[False], axis=1)] if found[False] else []
+        if found[True]:
+            twice = np.concatenate(found[True], axis=1)
+            n = len(event)
+            keys = np.unique(np.minimum(*twice) * n + np.maximum(*twice))
+            pairs.append(np.stack([keys // n, keys % n]))
+        pairs = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
+        pairs = np.stack([np.minimum(*pairs), np.maximum(*pairs)])
+        return torch.from_numpy(pairs).to(event.positions.device)
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:

@@ -46,11 +46,19 @@ def pair_quantities(positions: torch.Tensor, edge_index: torch.Tensor) -> dict[s
     `edge_index` (2, E) between hits at `positions` (N, 3) in mm, oriented inner to outer;
     each (E,) tensor. rho is inf for pairs aligned with the origin, z0 +-inf (or nan for
     coincident hits) for pairs at the same r."""
-    inner, outer = oriented(positions, edge_index)
-    x1, y1, z1 = positions[inner].unbind(dim=1)
-    x2, y2, z2 = positions[outer].unbind(dim=1)
-    r1, r2 = torch.hypot(x1, y1), torch.hypot(x2, y2)
-    cross = (x1 * y2 - y1 * x2).abs()
+    return oriented_pair_quantities(positions, *oriented(positions, edge_index))
+
+
+def oriented_pair_quantities(positions: torch.Tensor, inner: torch.Tensor,
+                             outer: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`pair_quantities` of the edges inner -> outer, already `oriented`."""
+    # Each hit's coordinates taken once and gathered per edge: on dense events the
+    # arithmetic per edge is the whole cost.
+    x, y, z = positions.T.contiguous()
+    r = torch.hypot(x, y)
+    x1, y1, z1, r1 = x[inner], y[inner], z[inner], r[inner]
+    x2, y2, z2, r2 = x[outer], y[outer], z[outer], r[outer]
+    cross = (x1 * y2 - y1 * x2).abs_()
     dr = torch.hypot(x2 - x1, y2 - y1)
     dphi = torch.atan2(cross, x1 * x2 + y1 * y2)
     rho = 0.5 * dr * r1 * r2 / cross  # sin(dphi) = |v1 x v2| / (r1 r2)
@@ -62,8 +70,21 @@ def pair_features(positions: torch.Tensor, edge_index: torch.Tensor) -> torch.Te
     """`PAIR_FEATURES` of each edge as an (E, 5) tensor, finite and of order 1: dr and dz
     in metres, dphi, asinh(RHO_MIN / rho) (0 for a straight pair) and asinh(z0 / Z0_SCALE)
     with z0 clipped to +-FAR (0 for coincident hits)."""
-    pair = pair_quantities(positions, edge_index)
+    return oriented_pair_features(positions, *oriented(positions, edge_index))
+
+
+def oriented_pair_features(positions: torch.Tensor, inner: torch.Tensor,
+                           outer: torch.Tensor) -> torch.Tensor:
+    """`pair_features` of the edges inner -> outer, already `oriented`. The (E, 5)
+    result is a transposed view of a (5, E) tensor: one feature's values lie together."""
+    pair = oriented_pair_quantities(positions, inner, outer)
     z0 = torch.nan_to_num(pair["z0"], nan=0.0, posinf=FAR, neginf=-FAR).clamp(-FAR, FAR)
     return torch.stack([pair["dr"] / LENGTH_SCALE, pair["dphi"], pair["dz"] / LENGTH_SCALE,
-                        torch.asinh(torch.nan_to_num(RHO_MIN / pair["rho"], nan=0.0)),
-                        torch.asinh(z0 / Z0_SCALE)], dim=1)
+                        _asinh(torch.nan_to_num(RHO_MIN / pair["rho"], nan=0.0)),
+                        _asinh(z0 / Z0_SCALE)]).T
+
+
+def _asinh(values: torch.Tensor) -> torch.Tensor:
+    """asinh of values below 1e17 in size, to float32 precision (2e-7 of max(1, |asinh|)):
+    five times faster on a CPU than torch.asinh, whose float32 kernel is not vectorised."""
+    return torch.copysign(torch.log(values.abs() + torch.sqrt(values * values + 1)), values)

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from hepclust.tracking.embedding import make_mlp
 from hepclust.tracking.hit_features import TrackingEvent, same_particle
-from hepclust.tracking.pair_features import PAIR_FEATURES, oriented, pair_features
+from hepclust.tracking.pair_features import PAIR_FEATURES, oriented, oriented_pair_features
 from hepclust.ucluster.training import Schedule, reuse_freed_memory
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class InteractionEdgeClassifier(nn.Module):
         chunk = chunk or max(len(inner), 1)
         parts = list(zip(inner.split(chunk), outer.split(chunk), strict=True))
         hits = self.hit_encoder(event.features)
-        pairs = pair_features(event.positions, torch.stack([inner, outer]))
+        pairs = oriented_pair_features(event.positions, inner, outer)
         products = end_products(self.edge_encoder[0], event.features)
         edges = [mlp_on_edges(self.edge_encoder, i, o, products, e)
                  for (i, o), e in zip(parts, pairs.split(chunk), strict=True)]
@@ -158,7 +158,7 @@ def edge_inputs(event: TrackingEvent, edge_index: torch.Tensor) -> torch.Tensor:
     edge_index = edge_index.to(event.features.device)
     inner, outer = oriented(event.positions, edge_index)
     return torch.cat([event.features[inner], event.features[outer],
-                      pair_features(event.positions, edge_index)], dim=1)
+                      oriented_pair_features(event.positions, inner, outer)], dim=1)
 
 
 @torch.no_grad()
