@@ -14,7 +14,7 @@ with logged_to(snakemake.log[0]):
     model, arguments, history = fit_edge_filter(
         tracking_events(tables[: len(learn)]), [candidates[e] for e in learn],
         settings["hidden"], settings["epochs"], settings["lr"], settings["efficiency"],
-        snakemake.params.seed, device)
+        snakemake.params.seed, device, settings["hit_hidden"])
     final = history[-1]
     print(f"filter threshold {final['threshold']:.3f}: keeps {final['kept_fraction']:.3f} of "
           f"the training edges, {final['efficiency']:.4f} of the true ones")

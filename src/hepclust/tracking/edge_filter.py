@@ -12,6 +12,7 @@ already dropped two thirds) and 99.4% of the pairs of consecutive hits (docs/tra
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,17 +30,25 @@ from hepclust.tracking.pair_features import (
 )
 from hepclust.tracking.refinement import balanced_weights, end_products, mlp_on_edges
 
-EDGE_CHUNK = 65_536  # edges per chunk at inference: per-edge tensors that stay in the cache
+EDGE_CHUNK = 8_192  # edges per chunk at inference: per-edge tensors that stay in the cache
 
 
 class EdgeFilter(nn.Module):
-    """The logit that an edge joins two hits of one particle, from [inner hit features,
-    outer hit features, pair features], each standardised by the training edges'
-    statistics. Shapes: `edge_logits(event, edge_index (2, E))` -> (E,)."""
+    """The logit that an edge joins two hits of one particle, from [inner hit encoding,
+    outer hit encoding, pair features]: the hit features and pair features each
+    standardised by the training edges' statistics, and the hits' encoded by an MLP of
+    `hit_hidden` widths (none: the standardised features themselves).
+    Shapes: `edge_logits(event, edge_index (2, E))` -> (E,)."""
 
-    def __init__(self, hit_dim: int, hidden: Sequence[int] = (64, 64)):
+    def __init__(self, hit_dim: int, hidden: Sequence[int] = (64, 64),
+                 hit_hidden: Sequence[int] = ()):
         super().__init__()
-        self.mlp = make_mlp(2 * hit_dim + len(PAIR_FEATURES), [*hidden, 1])
+        # The encoder runs once per hit and the edge MLP once per candidate edge: on dense
+        # events the edges outnumber the hits 20 to 1, so depth is cheaper on the hits.
+        self.hit_encoder = (make_mlp(hit_dim, hit_hidden, output_activation=nn.ReLU)
+                            if hit_hidden else nn.Identity())
+        width = hit_hidden[-1] if hit_hidden else hit_dim
+        self.mlp = make_mlp(2 * width + len(PAIR_FEATURES), [*hidden, 1])
         self.register_buffer("hit_mean", torch.zeros(hit_dim))
         self.register_buffer("hit_scale", torch.ones(hit_dim))
         self.register_buffer("pair_mean", torch.zeros(len(PAIR_FEATURES)))
@@ -58,6 +67,13 @@ class EdgeFilter(nn.Module):
         inner, outer = oriented(event.positions, edge_index)
         return inner, outer, *self._standardised(event, inner, outer)
 
+    def row_logits(self, inner_hits: torch.Tensor, outer_hits: torch.Tensor,
+                   pairs: torch.Tensor) -> torch.Tensor:
+        """The logits (E,) of edges given as rows: their two hits' standardised features
+        (E, F) each and their standardised pair features (E, 5)."""
+        return self.mlp(torch.cat([self.hit_encoder(inner_hits), self.hit_encoder(outer_hits),
+                                   pairs], dim=1)).squeeze(-1)
+
     def _standardised(self, event: TrackingEvent, inner: torch.Tensor, outer: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
         """(standardised hit features, standardised pair features) of the edges
@@ -72,7 +88,7 @@ class EdgeFilter(nn.Module):
     def _oriented_logits(self, event: TrackingEvent, inner: torch.Tensor, outer: torch.Tensor,
                          chunk: int = EDGE_CHUNK) -> torch.Tensor:
         hits, pairs = self._standardised(event, inner, outer)
-        products = end_products(self.mlp[0], hits)
+        products = end_products(self.mlp[0], self.hit_encoder(hits))
         return torch.cat([mlp_on_edges(self.mlp, i, o, products, e).squeeze(-1) for i, o, e in
                           zip(inner.split(chunk), outer.split(chunk), pairs.split(chunk),
                               strict=True)]) if len(inner) else hits.new_zeros(0)
@@ -114,10 +130,33 @@ def ranks_per_key(score: torch.Tensor, keys: Sequence[torch.Tensor]) -> list[tor
     return ranks
 
 
-def _standardised_inputs(model: EdgeFilter, event: TrackingEvent,
-                         edge_index: torch.Tensor) -> torch.Tensor:
-    inner, outer, hits, pairs = model.standardised_edges(event, edge_index)
-    return torch.cat([hits[inner], hits[outer], pairs], dim=1)
+@dataclass(frozen=True)
+class _TrainingRows:
+    """Every training edge as rows: the standardised features of all events' hits (N, F),
+    each edge's inner and outer hit among them (E,), its standardised pair features."""
+
+    hits: torch.Tensor
+    inner: torch.Tensor
+    outer: torch.Tensor
+    pairs: torch.Tensor
+
+    def logits(self, model: EdgeFilter, rows: torch.Tensor) -> torch.Tensor:
+        return model.row_logits(self.hits[self.inner[rows]], self.hits[self.outer[rows]],
+                                self.pairs[rows])
+
+
+def _training_rows(model: EdgeFilter, events: Sequence[TrackingEvent],
+                   candidates: Sequence[torch.Tensor]) -> _TrainingRows:
+    hits, inner, outer, pairs, offset = [], [], [], [], 0
+    for event, edges in zip(events, candidates, strict=True):
+        event_inner, event_outer, event_hits, event_pairs = model.standardised_edges(event,
+                                                                                     edges)
+        hits.append(event_hits)
+        inner.append(event_inner + offset)
+        outer.append(event_outer + offset)
+        pairs.append(event_pairs)
+        offset += len(event)
+    return _TrainingRows(torch.cat(hits), torch.cat(inner), torch.cat(outer), torch.cat(pairs))
 
 
 def _fit_statistics(model: EdgeFilter, events: Sequence[TrackingEvent],
@@ -133,8 +172,8 @@ def _fit_statistics(model: EdgeFilter, events: Sequence[TrackingEvent],
 def train_edge_filter(events: Sequence[TrackingEvent], candidates: Sequence[torch.Tensor],
                       hidden: Sequence[int] = (64, 64), epochs: int = 5, lr: float = 0.002,
                       efficiency: float = 0.998, batch_size: int = 4096, seed: int = 0,
-                      device: torch.device | str = "cpu",
-                      progress: bool = True) -> tuple[EdgeFilter, list[dict]]:
+                      device: torch.device | str = "cpu", progress: bool = True,
+                      hit_hidden: Sequence[int] = ()) -> tuple[EdgeFilter, list[dict]]:
     """Train the filter on every candidate edge (2, E) of `events`, true and false edges
     each carrying half of the loss, the learning rate halved every third of the epochs;
     then set its threshold to keep `efficiency` of the training events' true edges.
@@ -145,10 +184,9 @@ def train_edge_filter(events: Sequence[TrackingEvent], candidates: Sequence[torc
     torch.manual_seed(seed)
     events = [event.to(device) for event in events]
     candidates = [edges.to(device) for edges in candidates]
-    model = EdgeFilter(events[0].features.shape[1], hidden).to(device)
+    model = EdgeFilter(events[0].features.shape[1], hidden, hit_hidden).to(device)
     _fit_statistics(model, events, candidates)
-    inputs = torch.cat([_standardised_inputs(model, event, edges)
-                        for event, edges in zip(events, candidates, strict=True)])
+    rows = _training_rows(model, events, candidates)
     same = torch.cat([same_particle(event.particle_id, edges)
                       for event, edges in zip(events, candidates, strict=True)])
     weights = balanced_weights(same)
@@ -165,7 +203,7 @@ def train_edge_filter(events: Sequence[TrackingEvent], candidates: Sequence[torc
         for batch in tqdm(order.split(batch_size), desc=f"filter epoch {epoch + 1}/{epochs}",
                           leave=False, disable=not progress):
             optimizer.zero_grad(set_to_none=True)
-            loss = F.binary_cross_entropy_with_logits(model.mlp(inputs[batch]).squeeze(-1),
+            loss = F.binary_cross_entropy_with_logits(rows.logits(model, batch),
                                                       same[batch].float(), weights[batch])
             loss.backward()
             optimizer.step()
@@ -175,7 +213,8 @@ def train_edge_filter(events: Sequence[TrackingEvent], candidates: Sequence[torc
                         "true_edges": int(same.sum()), "seconds": time.perf_counter() - began})
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([model.mlp(chunk).squeeze(-1) for chunk in inputs.split(EDGE_CHUNK)])
+        logits = torch.cat([rows.logits(model, chunk)
+                            for chunk in torch.arange(len(same), device=device).split(EDGE_CHUNK)])
     model.threshold.fill_(efficiency_threshold(logits[same], efficiency))
     kept = logits > model.threshold
     history[-1].update(threshold=float(model.threshold), kept_fraction=float(kept.float().mean()),

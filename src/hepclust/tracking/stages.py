@@ -63,10 +63,11 @@ def candidate_graphs(embedding: nn.Module, tables: Sequence[EventTables],
 
 def fit_edge_filter(events: Sequence[TrackingEvent], candidates: Sequence[torch.Tensor],
                     hidden: Sequence[int], epochs: int, lr: float, efficiency: float, seed: int,
-                    device: torch.device) -> Trained:
+                    device: torch.device, hit_hidden: Sequence[int] = ()) -> Trained:
     model, history = train_edge_filter(events, candidates, hidden, epochs, lr, efficiency,
-                                       seed=seed, device=device)
-    return model, {"hit_dim": int(events[0].features.shape[1]), "hidden": list(hidden)}, history
+                                       seed=seed, device=device, hit_hidden=hit_hidden)
+    return model, {"hit_dim": int(events[0].features.shape[1]), "hidden": list(hidden),
+                   "hit_hidden": list(hit_hidden)}, history
 
 
 def filtered_graphs(edge_filter: EdgeFilter, tables: Sequence[EventTables],
