@@ -43,7 +43,7 @@ from hepclust.tracking.pipeline import (
     reconstruct,
 )
 from hepclust.tracking.refinement import EdgeClassifier
-from hepclust.tracking.scaling import PeakMemory, fit_exponent
+from hepclust.tracking.scaling import PeakMemory, fit_exponent, growth_per_step
 from hepclust.tracking.score import score_event
 from hepclust.tracking.settings import (
     baseline_settings,
@@ -466,6 +466,17 @@ def test_fitted_exponent_of_a_power_law():
     hits = [1000, 2000, 4000, 8000]
     assert fit_exponent(hits, [3e-6 * h**1.3 for h in hits]) == pytest.approx(1.3)
     assert fit_exponent([1000, 1000], [1.0, 2.0]) is None
+
+
+def test_growth_per_step_compares_the_mean_event_of_each_density():
+    rows = [{"density": d, "hits": h, "seconds": s, "cpu_seconds": c}
+            for d, h, s, c in [(0.2, 2000, 1.0, 1.5), (0.1, 1000, 0.4, 0.5),
+                               (0.1, 1200, 0.6, 0.7), (0.2, 2400, 1.4, 1.26)]]
+    (step,) = growth_per_step(rows)
+    assert step["densities"] == [0.1, 0.2]
+    assert step["hits_ratio"] == pytest.approx(2.0)
+    assert step["seconds_ratio"] == pytest.approx(2.4)
+    assert step["cpu_seconds_ratio"] == pytest.approx(2.3)
 
 
 def test_peak_memory_sees_a_large_allocation():

@@ -10,6 +10,7 @@ shorter than that may be missed)."""
 import os
 import threading
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,19 @@ def fit_exponent(hits: list[float], seconds: list[float]) -> float | None:
     return float(np.polyfit(np.log(hits), np.log(seconds), 1)[0])
 
 
+def growth_per_step(rows: list[dict]) -> list[dict]:
+    """Between each density of `rows` (one dict per event: density, hits, seconds,
+    cpu_seconds) and the next, the ratios of the mean hits, wall and CPU seconds: the
+    issue's time(2n) / time(n) where the densities double."""
+    keys = ("hits", "seconds", "cpu_seconds")
+    densities = sorted({row["density"] for row in rows})
+    means = {density: {key: np.mean([row[key] for row in rows if row["density"] == density])
+                       for key in keys} for density in densities}
+    return [{"densities": [low, high],
+             **{f"{key}_ratio": float(means[high][key] / means[low][key]) for key in keys}}
+            for low, high in pairwise(densities)]
+
+
 def scaling_benchmark(models: Models, settings: EventSettings, densities: list[float],
                       events: int, seed: int, graph: GraphSettings,
                       clustering: ClusteringSettings, device: torch.device) -> dict:
@@ -111,6 +125,7 @@ def scaling_benchmark(models: Models, settings: EventSettings, densities: list[f
         "density": [r["density"] for r in rows],
         "exponent": fit_exponent(hits, seconds),
         "cpu_exponent": fit_exponent(hits, [r["cpu_seconds"] for r in rows]),
+        "growth_per_step": growth_per_step(rows),
         "memory_exponent": fit_exponent(hits, [max(r["memory_mb"], 1e-3) for r in rows]),
         "stage_exponents": {s: fit_exponent(hits, [max(r["stage_seconds"][s], 1e-6)
                                                   for r in rows]) for s in STAGES},
