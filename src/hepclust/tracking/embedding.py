@@ -40,6 +40,9 @@ from hepclust.ucluster.training import Schedule
 
 log = logging.getLogger(__name__)
 
+CPU_BATCH = 1_024  # hits per batch: the 256-wide layers stay in the cache (60,000 hits:
+                  # 0.14 s against 0.23 s in one batch)
+
 
 def make_mlp(in_dim: int, sizes: Sequence[int], activation: type[nn.Module] = nn.ReLU,
              output_activation: type[nn.Module] | None = None) -> nn.Sequential:
@@ -143,9 +146,12 @@ def _random_false_pairs(particle_id: torch.Tensor, count: int,
 
 @torch.no_grad()
 def embed(model: nn.Module, features: torch.Tensor, device: torch.device | str,
-          batch_size: int = 65_536) -> torch.Tensor:
-    """The embedding (N, d) of every hit, on `device`, the model in evaluation mode."""
+          batch_size: int | None = None) -> torch.Tensor:
+    """The embedding (N, d) of every hit, on `device`, the model in evaluation mode,
+    `batch_size` hits at a time (by default all on a GPU, `CPU_BATCH` on a CPU)."""
     model.to(device).eval()
+    batch_size = batch_size or (CPU_BATCH if torch.device(device).type == "cpu"
+                                else max(len(features), 1))
     return torch.cat([model(chunk.to(device)) for chunk in features.split(batch_size)])
 
 

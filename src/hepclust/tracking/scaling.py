@@ -92,12 +92,25 @@ def growth_per_step(rows: list[dict]) -> list[dict]:
             for low, high in pairwise(densities)]
 
 
+def _timed(event: TrackingEvent, models: Models, graph: GraphSettings,
+           clustering: ClusteringSettings, device: torch.device):
+    """(reconstruction, wall seconds, CPU seconds) of one pass over `event`."""
+    began, cpu = time.perf_counter(), time.process_time()
+    found = reconstruct(event, models, graph, clustering, device)
+    return found, time.perf_counter() - began, time.process_time() - cpu
+
+
 def scaling_benchmark(models: Models, settings: EventSettings, densities: list[float],
                       events: int, seed: int, graph: GraphSettings,
                       clustering: ClusteringSettings, device: torch.device) -> dict:
     """Inference time and peak memory of `events` simulated events at each density (event
-    numbers apart from the workflow's, seeded by `seed`), with the exponent fitted. The
-    first event goes through once untimed, so that no density pays for torch's set-up."""
+    numbers apart from the workflow's, seeded by `seed`), with the exponent fitted.
+
+    Each event goes through twice: the first pass gives the peak memory and the cold
+    times, the second the times (`seconds`, `cpu_seconds`, the stages') that the
+    exponents are fitted to. The first event of a density larger than any before pays
+    for growing the heap (fresh pages the kernel zeroes), up to a fifth of its time, which
+    a process reconstructing many events pays once."""
     detector = GenericDetector(settings.field_tesla)
     rows = []
     for index, density in enumerate(tqdm(densities, desc="densities", unit="density")):
@@ -105,14 +118,12 @@ def scaling_benchmark(models: Models, settings: EventSettings, densities: list[f
             hits = simulate_event(detector, settings.at_density(density), seed,
                                   10_000_000 + 1000 * index + event_number).hits
             event = TrackingEvent.from_hits(hits, f"simulated event at density {density}")
-            if not rows:
-                reconstruct(event, models, graph, clustering, device)
             with PeakMemory(device) as memory:
-                began, cpu = time.perf_counter(), time.process_time()
-                found = reconstruct(event, models, graph, clustering, device)
-                seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+                _, cold_seconds, cold_cpu = _timed(event, models, graph, clustering, device)
+            found, seconds, cpu = _timed(event, models, graph, clustering, device)
             rows.append({"density": density, "hits": len(event), "seconds": seconds,
-                         "cpu_seconds": cpu,
+                         "cpu_seconds": cpu, "cold_seconds": cold_seconds,
+                         "cold_cpu_seconds": cold_cpu,
                          "memory_mb": memory.peak / 2**20,
                          "stage_seconds": {s: found.seconds.get(s, 0.0) for s in STAGES},
                          "depth": found.clustering.depth,
@@ -128,6 +139,7 @@ def scaling_benchmark(models: Models, settings: EventSettings, densities: list[f
         "density": [r["density"] for r in rows],
         "exponent": fit_exponent(hits, seconds),
         "cpu_exponent": fit_exponent(hits, [r["cpu_seconds"] for r in rows]),
+        "cold_cpu_exponent": fit_exponent(hits, [r["cold_cpu_seconds"] for r in rows]),
         "growth_per_step": growth_per_step(rows),
         "memory_exponent": fit_exponent(hits, [max(r["memory_mb"], 1e-3) for r in rows]),
         "stage_exponents": {s: fit_exponent(hits, [max(r["stage_seconds"][s], 1e-6)
