@@ -477,6 +477,10 @@ def test_growth_per_step_compares_the_mean_event_of_each_density():
     assert step["hits_ratio"] == pytest.approx(2.0)
     assert step["seconds_ratio"] == pytest.approx(2.4)
     assert step["cpu_seconds_ratio"] == pytest.approx(2.3)
+    assert step["cpu_seconds_per_hits_doubling"] == pytest.approx(2.3)
+    rows[3]["hits"] = 3720  # 2.6 times the hits for 2.3 times the time
+    assert growth_per_step(rows)[0]["cpu_seconds_per_hits_doubling"] == pytest.approx(
+        2 ** (np.log(2.3) / np.log(2.6)))
 
 
 def test_peak_memory_sees_a_large_allocation():

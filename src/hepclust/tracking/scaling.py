@@ -81,15 +81,20 @@ def fit_exponent(hits: list[float], seconds: list[float]) -> float | None:
 
 def growth_per_step(rows: list[dict]) -> list[dict]:
     """Between each density of `rows` (one dict per event: density, hits, seconds,
-    cpu_seconds) and the next, the ratios of the mean hits, wall and CPU seconds: the
-    issue's time(2n) / time(n) where the densities double."""
+    cpu_seconds) and the next, the ratios of the mean hits, wall and CPU seconds, and the
+    CPU time's ratio per doubling of the hits, 2^(log cpu ratio / log hits ratio): the
+    issue's time(2n) / time(n) where the events' hits do not quite double."""
     keys = ("hits", "seconds", "cpu_seconds")
     densities = sorted({row["density"] for row in rows})
     means = {density: {key: np.mean([row[key] for row in rows if row["density"] == density])
                        for key in keys} for density in densities}
-    return [{"densities": [low, high],
-             **{f"{key}_ratio": float(means[high][key] / means[low][key]) for key in keys}}
-            for low, high in pairwise(densities)]
+    steps = []
+    for low, high in pairwise(densities):
+        ratios = {f"{key}_ratio": float(means[high][key] / means[low][key]) for key in keys}
+        doubling = 2 ** (np.log(ratios["cpu_seconds_ratio"]) / np.log(ratios["hits_ratio"]))
+        steps.append({"densities": [low, high], **ratios,
+                      "cpu_seconds_per_hits_doubling": float(doubling)})
+    return steps
 
 
 def _timed(event: TrackingEvent, models: Models, graph: GraphSettings,
