@@ -9,7 +9,7 @@ from hepclust.tracking.edge_filter import (
     EdgeFilter,
     _training_rows,
     efficiency_threshold,
-    ranks_per_key,
+    top_per_key,
     train_edge_filter,
 )
 from hepclust.tracking.hit_features import TrackingEvent, hit_features, same_particle
@@ -101,9 +101,23 @@ def test_the_cap_keeps_each_hits_best_edges_per_side_and_nothing_below_both_ends
     assert torch.equal(model.keep(event, edges, max_per_hit=None), edges)
 
 
-def test_ranks_count_from_the_highest_score_within_each_key():
+def test_the_top_per_key_are_the_k_highest_of_each_key_ties_to_the_earlier():
     score = torch.tensor([0.1, 0.5, 0.9, 0.7, 0.9, 0.0])
-    by_first, by_second = ranks_per_key(score, [torch.tensor([3, 1, 3, 1, 3, 2]),
-                                                torch.tensor([0, 0, 0, 0, 0, 0])])
-    assert by_first.tolist() == [2, 1, 0, 0, 1, 0]
-    assert by_second.tolist() == [4, 3, 0, 2, 1, 5]
+    key = torch.tensor([3, 1, 3, 1, 3, 2])
+    assert top_per_key(score, key, 1, 4).tolist() == [False, False, True, True, False, True]
+    assert top_per_key(score, key, 2, 4).tolist() == [False, True, True, True, True, True]
+    assert top_per_key(score, torch.zeros(6, dtype=torch.long), 3, 1).tolist() == [
+        False, False, True, True, True, False]
+
+
+def test_the_top_per_key_match_ranks_by_sorting():
+    generator = torch.Generator().manual_seed(0)
+    score = torch.randint(0, 20, (500,), generator=generator).float()  # many ties
+    key = torch.randint(0, 40, (500,), generator=generator)
+    order = sorted(range(500), key=lambda i: (key[i].item(), -score[i].item(), i))
+    rank, previous, count = torch.empty(500, dtype=torch.long), None, 0
+    for i in order:
+        count = count + 1 if key[i] == previous else 0
+        rank[i], previous = count, key[i]
+    for k in (1, 3, 8):
+        assert torch.equal(top_per_key(score, key, k, 40), rank < k)
