@@ -41,16 +41,14 @@ EDGE_CHUNK = 8_192  # edges per chunk at inference: per-edge tensors that stay i
 
 class EdgeFilter(nn.Module):
     """The logit that an edge joins two hits of one particle, from [inner hit encoding,
-    outer hit encoding, pair features]: the hit features and pair features each
-    standardised by the training edges' statistics, and the hits' encoded by an MLP of
-    `hit_hidden` widths (none: the standardised features themselves).
+    outer hit encoding, pair features]: the hit and pair features each standardised by
+    the training edges' statistics, and each hit's encoded by an MLP of `hit_hidden`
+    widths (none: its standardised features themselves).
     Shapes: `edge_logits(event, edge_index (2, E))` -> (E,)."""
 
     def __init__(self, hit_dim: int, hidden: Sequence[int] = (64, 64),
                  hit_hidden: Sequence[int] = ()):
         super().__init__()
-        # The encoder runs once per hit and the edge MLP once per candidate edge: on dense
-        # events the edges outnumber the hits 20 to 1, so depth is cheaper on the hits.
         self.hit_encoder = (make_mlp(hit_dim, hit_hidden, output_activation=nn.ReLU)
                             if hit_hidden else nn.Identity())
         width = hit_hidden[-1] if hit_hidden else hit_dim
@@ -122,7 +120,7 @@ class EdgeFilter(nn.Module):
 def top_per_key(score: torch.Tensor, key: torch.Tensor, k: int, size: int) -> torch.Tensor:
     """Which entries are among the `k` highest (finite) `score` of those sharing their `key`
     (0 <= key < size), ties going to the earlier entry: k passes of a per-key maximum,
-    each linear in the entries, where sorting them all cost three times as much."""
+    each linear in the entries, where sorting them cost about three times as much."""
     remaining = score.clone()
     chosen = torch.zeros(len(score), dtype=torch.bool, device=score.device)
     for _ in range(k):
