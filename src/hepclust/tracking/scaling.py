@@ -114,7 +114,7 @@ def scaling_benchmark(models: Models, settings: EventSettings, densities: list[f
     Each event goes through twice: the first pass gives the peak memory and the cold
     times, the second the times (`seconds`, `cpu_seconds`, the stages') that the
     exponents are fitted to. The first event of a density larger than any before pays
-    for growing the heap (fresh pages the kernel zeroes), up to a fifth of its time, which
+    for growing the heap (fresh pages the kernel zeroes), a tenth of its time or more, which
     a process reconstructing many events pays once."""
     detector = GenericDetector(settings.field_tesla)
     rows = []
