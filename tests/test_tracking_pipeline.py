@@ -43,7 +43,12 @@ from hepclust.tracking.pipeline import (
     reconstruct,
 )
 from hepclust.tracking.refinement import EdgeClassifier
-from hepclust.tracking.scaling import PeakMemory, fit_exponent, growth_per_step
+from hepclust.tracking.scaling import (
+    PeakMemory,
+    _memory_exponent,
+    fit_exponent,
+    growth_per_step,
+)
 from hepclust.tracking.score import score_event
 from hepclust.tracking.settings import (
     baseline_settings,
@@ -481,6 +486,14 @@ def test_growth_per_step_compares_the_mean_event_of_each_density():
     rows[3]["hits"] = 3720  # 2.6 times the hits for 2.3 times the time
     assert growth_per_step(rows)[0]["cpu_seconds_per_hits_doubling"] == pytest.approx(
         2 ** (np.log(2.3) / np.log(2.6)))
+
+
+def test_the_memory_exponent_fits_each_densitys_highest_peak():
+    # The second event of each density reuses the heap the first one grew.
+    rows = [{"density": d, "hits": h, "memory_mb": m}
+            for d, h, m in [(0.1, 1000, 10.0), (0.1, 1000, 0.0), (0.2, 2000, 40.0),
+                            (0.2, 2000, 1.0)]]
+    assert _memory_exponent(rows) == pytest.approx(2.0)
 
 
 def test_peak_memory_sees_a_large_allocation():
