@@ -37,6 +37,7 @@ import torch
 
 from hepclust.errors import InputError
 from hepclust.io.parquet import atomic_path
+from hepclust.tracking.graph import undirected
 from hepclust.tracking.hit_features import TrackingEvent, consecutive_pairs, detector_layers
 
 QUANTITIES = ("dphi", "deta", "z0")
@@ -92,15 +93,13 @@ class LayerPairGraph:
             pairs = _window_pairs(hits, by_layer, layers, low, high)
             if pairs is not None:
                 found[(int(layers[1]), int(layers[0])) in reversible].append(np.stack(pairs))
-        pairs = [np.concatenate(found[False], axis=1)] if found[False] else []
+        pairs = [torch.from_numpy(np.concatenate(found[False], axis=1))] if found[False] else []
         if found[True]:
-            twice = np.concatenate(found[True], axis=1)
-            n = len(event)
-            keys = np.unique(np.minimum(*twice) * n + np.maximum(*twice))
-            pairs.append(np.stack([keys // n, keys % n]))
-        pairs = np.concatenate(pairs, axis=1) if pairs else np.zeros((2, 0), dtype=np.int64)
-        pairs = np.stack([np.minimum(*pairs), np.maximum(*pairs)])
-        return torch.from_numpy(pairs).to(event.positions.device)
+            pairs.append(undirected(torch.from_numpy(np.concatenate(found[True], axis=1)),
+                                    len(event)))
+        pairs = torch.cat(pairs, dim=1) if pairs else torch.zeros((2, 0), dtype=torch.int64)
+        return torch.stack([pairs.min(dim=0).values, pairs.max(dim=0).values]).to(
+            event.positions.device)
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
