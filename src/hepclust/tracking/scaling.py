@@ -79,17 +79,22 @@ def fit_exponent(hits: list[float], seconds: list[float]) -> float | None:
     return float(np.polyfit(np.log(hits), np.log(seconds), 1)[0])
 
 
+def _by_density(rows: list[dict]) -> dict[float, list[dict]]:
+    """The rows (one dict per event) of each density, densities in increasing order."""
+    return {density: [row for row in rows if row["density"] == density]
+            for density in sorted({row["density"] for row in rows})}
+
+
 def growth_per_step(rows: list[dict]) -> list[dict]:
     """Between each density of `rows` (one dict per event: density, hits, seconds,
     cpu_seconds) and the next, the ratios of the mean hits, wall and CPU seconds, and the
     CPU time's ratio per doubling of the hits, 2^(log cpu ratio / log hits ratio): the
     issue's time(2n) / time(n) where the events' hits do not quite double."""
     keys = ("hits", "seconds", "cpu_seconds")
-    densities = sorted({row["density"] for row in rows})
-    means = {density: {key: np.mean([row[key] for row in rows if row["density"] == density])
-                       for key in keys} for density in densities}
+    means = {density: {key: np.mean([row[key] for row in group]) for key in keys}
+             for density, group in _by_density(rows).items()}
     steps = []
-    for low, high in pairwise(densities):
+    for low, high in pairwise(means):
         ratios = {f"{key}_ratio": float(means[high][key] / means[low][key]) for key in keys}
         doubling = 2 ** (np.log(ratios["cpu_seconds_ratio"]) / np.log(ratios["hits_ratio"]))
         steps.append({"densities": [low, high], **ratios,
@@ -101,10 +106,9 @@ def _memory_exponent(rows: list[dict]) -> float | None:
     """The exponent of each density's highest peak against its mean hits: the heap that
     an event leaves behind is reused by the next, so an event no larger than one before
     it shows almost no peak of its own."""
-    densities = sorted({row["density"] for row in rows})
-    at = [[row for row in rows if row["density"] == density] for density in densities]
-    return fit_exponent([float(np.mean([row["hits"] for row in group])) for group in at],
-                        [max(max(row["memory_mb"] for row in group), 1e-3) for group in at])
+    groups = _by_density(rows).values()
+    return fit_exponent([float(np.mean([row["hits"] for row in group])) for group in groups],
+                        [max(max(row["memory_mb"] for row in group), 1e-3) for group in groups])
 
 
 def _timed(event: TrackingEvent, models: Models, graph: GraphSettings,
