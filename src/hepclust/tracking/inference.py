@@ -65,7 +65,11 @@ def infer_events(tables: Sequence[EventTables], models: Models, graph: GraphSett
                                "refined": found.refined.cpu(),
                                "initial": (None if found.initial is None
                                            else found.initial.cpu()),
-                               "track_id": torch.from_numpy(found.track_id)}
+                               "track_id": torch.from_numpy(found.track_id),
+                               # Split/Stop's own tracks, and their time from the start
+                               "divided": torch.from_numpy(found.clustering.track_id),
+                               "divided_seconds": torch.tensor(
+                                   sum(found.seconds.values()) - found.seconds["reclustering"])}
     return results, outputs
 
 
@@ -81,6 +85,9 @@ def compare_events(tables: Sequence[EventTables], outputs: dict, settings: Basel
         x, y, z = (table.hits[c].to_numpy() for c in ("x", "y", "z"))
         found = baseline_tracks(x, y, z, saved["embedding"], saved["gnn_output"],
                                 saved["refined"], settings, saved.get("initial"))
+        if "divided" in saved:
+            found["split_stop_without_reclustering"] = (saved["divided"].numpy(),
+                                                        float(saved["divided_seconds"]))
         if untuned is not None:
             before = reconstruct(table.tracking_event(), untuned, graph, clustering, device)
             found["split_stop_before_fine_tuning"] = (before.track_id,

@@ -72,63 +72,112 @@ def layer_union(edge_index: torch.Tensor | np.ndarray, probability: torch.Tensor
     the module says); hits no edge joins stay alone."""
     inner, outer = oriented(torch.as_tensor(positions), torch.as_tensor(edge_index))
     edges, p = np.stack([inner.numpy(), outer.numpy()]), as_numpy(probability)
-    layers, positions = as_numpy(layers), as_numpy(positions).astype(np.float64)
-    if same_layer_mm < 0:
-        raise ValueError(f"same_layer_mm must be >= 0, not {same_layer_mm}")
+    layers = as_numpy(layers)
+    rule = SameLayerRule(positions, same_layer_mm, aligned_mm, aligned_across_mm)
     num_hits = len(layers)
-    parent = list(range(num_hits))
     # Whether each hit has joined a hit farther out / farther in (one_link_per_side).
     linked_out, linked_in = [False] * num_hits, [False] * num_hits
     layer_of = layers.tolist()
-    members = [{layer: [hit]} for hit, layer in enumerate(layer_of)]  # at roots only
-    limit, aligned_limit, across_limit = same_layer_mm ** 2, aligned_mm ** 2, aligned_across_mm ** 2
-
-    def root(hit: int) -> int:
-        while parent[hit] != hit:
-            parent[hit] = parent[parent[hit]]
-            hit = parent[hit]
-        return hit
-
-    xyz = positions.tolist()  # Python floats: numpy is slow on a handful of hits
-
-    def one_track(hit: int, other: int) -> bool:
-        """Whether two hits of one layer can belong to one track."""
-        (u, v, w), (x, y, z) = xyz[hit], xyz[other]
-        dx, dy, dz = u - x, v - y, w - z
-        distance = dx * dx + dy * dy + dz * dz
-        if distance <= limit:
-            return True
-        if distance > aligned_limit:
-            return False
-        sx, sy, sz = u + x, v + y, w + z  # toward their midpoint from the origin
-        along = dx * sx + dy * sy + dz * sz
-        return distance - along * along / (sx * sx + sy * sy + sz * sz) <= across_limit
-
-    def compatible(big: dict, small: dict) -> bool:
-        return all(one_track(hit, other) for layer, hits in small.items()
-                   for other in big.get(layer, ()) for hit in hits)
-
+    clusters = LayerClusters(np.arange(num_hits), layers)  # each hit alone
     first_tier = mutual_best_links(edges, p, layers) if best_links_first else np.ones(len(p), bool)
     order = np.lexsort((-p, ~first_tier))
+    join = clusters.join
     for first, second in zip(edges[0, order].tolist(), edges[1, order].tolist(), strict=True):
         across = one_link_per_side and layer_of[first] != layer_of[second]
         if across and (linked_out[first] or linked_in[second]):
             continue  # before the roots: most edges end here, and it needs none
-        a, b = root(first), root(second)
+        if join(first, second, rule) and across:
+            linked_out[first] = linked_in[second] = True
+    return clusters.labels()
+
+
+class LayerClusters:
+    """Clusters of hits that grow by joining, each remembering its hits per detector
+    layer (a union-find over the starting clusters)."""
+
+    def __init__(self, labels: np.ndarray, layers: np.ndarray):
+        """From the starting cluster `labels` (N,) int64 from 0 of hits on `layers` (N,)."""
+        self.label = labels.tolist()
+        count = int(labels.max()) + 1 if len(labels) else 0
+        self.parent = list(range(count))
+        self.size = np.bincount(labels, minlength=count).tolist()
+        layer_of = layers.tolist()
+        if count == len(labels):  # one hit each, as the layer union starts
+            self.members = [{layer_of[hit]: [hit]} for hit in np.argsort(labels).tolist()]
+            return
+        self.members: list[dict | None] = [{} for _ in range(count)]  # at roots only
+        for hit, (label, layer) in enumerate(zip(self.label, layer_of, strict=True)):
+            self.members[label].setdefault(layer, []).append(hit)
+
+    def root(self, hit: int) -> int:
+        """The cluster `hit` belongs to now."""
+        parent, cluster = self.parent, self.label[hit]
+        while parent[cluster] != cluster:
+            parent[cluster] = parent[parent[cluster]]
+            cluster = parent[cluster]
+        return cluster
+
+    def join(self, hit: int, other: int, rule: "SameLayerRule") -> bool:
+        """Join the clusters of two hits unless `rule` says they cannot be one track;
+        whether they were joined (False too where they already were one)."""
+        parent, size, members = self.parent, self.size, self.members
+        a, b = self.label[hit], self.label[other]
+        while parent[a] != a:  # the roots, inline: this runs once per candidate edge
+            parent[a] = a = parent[parent[a]]
+        while parent[b] != b:
+            parent[b] = b = parent[parent[b]]
         if a == b:
-            continue
-        if len(members[a]) < len(members[b]):
+            return False
+        if size[a] < size[b]:
             a, b = b, a
-        if not compatible(members[a], members[b]):
-            continue
-        parent[b] = a
+        if not rule.compatible(members[a], members[b]):
+            return False
+        self.parent[b] = a
+        size[a] += size[b]
         for layer, hits in members[b].items():
             members[a].setdefault(layer, []).extend(hits)
         members[b] = None
-        if across:
-            linked_out[first] = linked_in[second] = True
-    roots = np.fromiter((root(hit) for hit in range(num_hits)), dtype=np.int64, count=num_hits)
-    return np.unique(roots, return_inverse=True)[1].astype(np.int64)
+        return True
+
+    def labels(self) -> np.ndarray:
+        """Each hit's cluster (N,) int64, consecutive from 0."""
+        roots = np.asarray(self.parent, dtype=np.int64)
+        while not np.array_equal(roots, roots[roots]):
+            roots = roots[roots]
+        return np.unique(roots[self.label], return_inverse=True)[1].astype(np.int64)
+
+
+class SameLayerRule:
+    """Whether two hits of one detector layer can belong to one track: they lie within
+    `same_layer_mm`, or within `aligned_mm` and `aligned_across_mm` of the line of sight
+    from the origin through their midpoint (module overlaps crossed at a shallow angle)."""
+
+    def __init__(self, positions: torch.Tensor | np.ndarray, same_layer_mm: float,
+                 aligned_mm: float = 0.0, aligned_across_mm: float = 5.0):
+        if same_layer_mm < 0:
+            raise ValueError(f"same_layer_mm must be >= 0, not {same_layer_mm}")
+        # Python floats: numpy is slow on a handful of hits.
+        self.xyz = as_numpy(positions).astype(np.float64).tolist()
+        self.limit, self.aligned_limit = same_layer_mm ** 2, aligned_mm ** 2
+        self.across_limit = aligned_across_mm ** 2
+
+    def one_track(self, hit: int, other: int) -> bool:
+        (u, v, w), (x, y, z) = self.xyz[hit], self.xyz[other]
+        dx, dy, dz = u - x, v - y, w - z
+        distance = dx * dx + dy * dy + dz * dz
+        if distance <= self.limit:
+            return True
+        if distance > self.aligned_limit:
+            return False
+        sx, sy, sz = u + x, v + y, w + z  # toward their midpoint from the origin
+        along = dx * sx + dy * sy + dz * sz
+        return distance - along * along / (sx * sx + sy * sy + sz * sz) <= self.across_limit
+
+    def compatible(self, big: dict, small: dict) -> bool:
+        """Whether two clusters, each {layer: [hits]}, can be one track."""
+        one_track = self.one_track
+        return all(one_track(hit, other) for layer, hits in small.items()
+                   for other in big.get(layer, ()) for hit in hits)
 
 
 def mutual_best_links(edges: np.ndarray, probability: np.ndarray, layers: np.ndarray) -> np.ndarray:

@@ -7,7 +7,9 @@ The GNN passes messages both ways along each refined edge; its hinge loss is tak
 the wider candidate graph of the embedding (the evaluation graph of Sec. 2.5.5). The
 Split module starts from one cluster per event, or (``initial="components"``) from the
 connected components of the refined graph, which the thesis does not do but which saves
-the first splits of an event whose graph already falls apart into pieces.
+the first splits of an event whose graph already falls apart into pieces. The hits that
+division leaves in tiny clusters then go again (`hepclust.tracking.recluster`, the
+thesis's Sec. 4.3).
 """
 
 import time
@@ -27,14 +29,16 @@ from hepclust.tracking.graph import neighbour_graph
 from hepclust.tracking.hierarchical import ClusterEvent, Clustering, hierarchical_clustering
 from hepclust.tracking.hit_features import TrackingEvent, detector_layers
 from hepclust.tracking.layer_graph import LayerPairGraph
-from hepclust.tracking.layer_union import layer_union
+from hepclust.tracking.layer_union import SameLayerRule, layer_union
 from hepclust.tracking.links import link_scores
+from hepclust.tracking.recluster import recluster_small
 from hepclust.tracking.refinement import edge_probabilities
 from hepclust.tracking.resplit import resplit_components
 from hepclust.ucluster.training import reuse_freed_memory
 
 Initial = Literal["event", "components", "resplit", "layer_union"]
-STAGES = ("embedding", "graph", "filter", "refinement", "links", "gnn", "clustering")
+STAGES = ("embedding", "graph", "filter", "refinement", "links", "gnn", "clustering",
+          "reclustering")
 
 
 Builder = Literal["embedding", "layer_pairs"]
@@ -69,6 +73,8 @@ class ClusteringSettings:
     one_link_per_side: bool = False  # layer_union: each hit joins one hit outward, one inward
     aligned_mm: float = 0.0  # layer_union: same-layer hits this close join if aligned
     aligned_across_mm: float = 5.0  # with the origin, to within this
+    recluster_max_hits: int = 0  # clusters this small go again after Split/Stop (0: none)
+    recluster_min_probability: float = 0.03  # through filtered edges with p above it
 
 
 @dataclass(frozen=True)
@@ -220,7 +226,7 @@ class Stopwatch:
 class Reconstruction:
     """One event through every stage: tracks, intermediate outputs and stage timings."""
 
-    track_id: np.ndarray
+    track_id: np.ndarray  # Split/Stop's tracks, their tiny clusters re-clustered
     embedding: torch.Tensor
     candidates: torch.Tensor
     filtered: torch.Tensor  # the candidates that pass the edge filter (all without one)
@@ -252,12 +258,10 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
                 else clock.run("filter", models.edge_filter.keep, event, candidates,
                                graph.filter_max_per_hit))
 
-    def refined_edges() -> tuple[torch.Tensor, torch.Tensor]:
-        probability = edge_probabilities(models.refinement, event, filtered, device)
-        kept = probability > graph.threshold
-        return filtered[:, kept], probability[kept]
-
-    refined, probability = clock.run("refinement", refined_edges)
+    filtered_probability = clock.run("refinement", edge_probabilities, models.refinement,
+                                     event, filtered, device)
+    kept = filtered_probability > graph.threshold
+    refined, probability = filtered[:, kept], filtered_probability[kept]
     if models.links is not None:
         probability = clock.run("links", link_scores, models.links, event.positions,
                                 detector_layers(event.features), refined, probability)
@@ -275,5 +279,17 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
             device), initial
 
     found, initial = clock.run("clustering", divide)
-    return Reconstruction(found.track_id, embedding, candidates, filtered, refined, classified,
+
+    def recluster() -> np.ndarray:
+        if not clustering.recluster_max_hits:
+            return found.track_id
+        rule = SameLayerRule(event.positions, clustering.same_layer_mm, clustering.aligned_mm,
+                             clustering.aligned_across_mm)
+        return recluster_small(found.track_id, filtered, filtered_probability,
+                               detector_layers(event.features), rule,
+                               clustering.recluster_max_hits,
+                               clustering.recluster_min_probability)
+
+    track_id = clock.run("reclustering", recluster)
+    return Reconstruction(track_id, embedding, candidates, filtered, refined, classified,
                           gnn_output, initial, found, clock.seconds)

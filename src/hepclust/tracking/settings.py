@@ -50,7 +50,9 @@ def clustering_settings(config: dict) -> ClusteringSettings:
                               best_links_first=block["best_links_first"],
                               one_link_per_side=block["one_link_per_side"],
                               aligned_mm=block["aligned_mm"],
-                              aligned_across_mm=block["aligned_across_mm"])
+                              aligned_across_mm=block["aligned_across_mm"],
+                              recluster_max_hits=block["recluster"]["max_hits"],
+                              recluster_min_probability=block["recluster"]["min_probability"])
 
 
 def baseline_settings(config: dict) -> BaselineSettings:
