@@ -95,31 +95,29 @@ class LayerClusters:
     """Clusters of hits that grow by joining, each remembering its hits per detector
     layer (a union-find over the starting clusters)."""
 
-    def __init__(self, labels: np.ndarray, layers: np.ndarray):
-        """From the starting cluster `labels` (N,) int64 from 0 of hits on `layers` (N,)."""
+    def __init__(self, labels: np.ndarray, layers: np.ndarray,
+                 joining: np.ndarray | None = None):
+        """From the starting cluster `labels` (N,) int64 from 0 of hits on `layers` (N,);
+        only the clusters `joining` (bool, one per cluster; all if None) may join."""
         self.label = labels.tolist()
         count = int(labels.max()) + 1 if len(labels) else 0
         self.parent = list(range(count))
         self.size = np.bincount(labels, minlength=count).tolist()
-        layer_of = layers.tolist()
-        if count == len(labels):  # one hit each, as the layer union starts
+        if joining is None and count == len(labels):  # one hit each, as the layer union starts
+            layer_of = layers.tolist()
             self.members = [{layer_of[hit]: [hit]} for hit in np.argsort(labels).tolist()]
             return
         self.members: list[dict | None] = [{} for _ in range(count)]  # at roots only
-        for hit, (label, layer) in enumerate(zip(self.label, layer_of, strict=True)):
+        hits = np.arange(len(labels)) if joining is None else np.flatnonzero(joining[labels])
+        for hit, label, layer in zip(hits.tolist(), labels[hits].tolist(), layers[hits].tolist(),
+                                     strict=True):
             self.members[label].setdefault(layer, []).append(hit)
 
-    def root(self, hit: int) -> int:
-        """The cluster `hit` belongs to now."""
-        parent, cluster = self.parent, self.label[hit]
-        while parent[cluster] != cluster:
-            parent[cluster] = parent[parent[cluster]]
-            cluster = parent[cluster]
-        return cluster
-
-    def join(self, hit: int, other: int, rule: "SameLayerRule") -> bool:
-        """Join the clusters of two hits unless `rule` says they cannot be one track;
-        whether they were joined (False too where they already were one)."""
+    def join(self, hit: int, other: int, rule: "SameLayerRule",
+             most_hits: int | None = None) -> bool:
+        """Join the clusters of two hits unless `rule` says they cannot be one track or
+        (with `most_hits`) the smaller holds more hits than that; whether they were
+        joined (False too where they already were one)."""
         parent, size, members = self.parent, self.size, self.members
         a, b = self.label[hit], self.label[other]
         while parent[a] != a:  # the roots, inline: this runs once per candidate edge
@@ -130,9 +128,11 @@ class LayerClusters:
             return False
         if size[a] < size[b]:
             a, b = b, a
+        if most_hits is not None and size[b] > most_hits:
+            return False
         if not rule.compatible(members[a], members[b]):
             return False
-        self.parent[b] = a
+        parent[b] = a
         size[a] += size[b]
         for layer, hits in members[b].items():
             members[a].setdefault(layer, []).extend(hits)

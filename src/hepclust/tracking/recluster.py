@@ -38,9 +38,10 @@ def recluster_small(labels: torch.Tensor | np.ndarray, edge_index: torch.Tensor 
     useful = ((probability > min_probability) & (small[edges[0]] | small[edges[1]])
               & (labels[edges[0]] != labels[edges[1]]))
     edges, probability = edges[:, useful], probability[useful]
-    clusters = LayerClusters(labels, layers)
-    size = clusters.size
+    joining = np.zeros(int(labels.max()) + 1, dtype=bool)
+    joining[labels[edges.ravel()]] = True
+    clusters = LayerClusters(labels, layers, joining)
+    join = clusters.join
     for hit, other in edges[:, np.argsort(-probability, kind="stable")].T.tolist():
-        if min(size[clusters.root(hit)], size[clusters.root(other)]) <= max_hits:
-            clusters.join(hit, other, rule)
+        join(hit, other, rule, max_hits)
     return clusters.labels()
