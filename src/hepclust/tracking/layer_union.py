@@ -156,20 +156,22 @@ class SameLayerRule:
                  aligned_mm: float = 0.0, aligned_across_mm: float = 5.0):
         if same_layer_mm < 0:
             raise ValueError(f"same_layer_mm must be >= 0, not {same_layer_mm}")
-        # Python floats: numpy is slow on a handful of hits.
-        self.xyz = as_numpy(positions).astype(np.float64).tolist()
+        # Python floats: numpy is slow on a handful of hits. Three flat lists, not a list
+        # per hit, give the cyclic garbage collector nothing to walk.
+        self.x, self.y, self.z = as_numpy(positions).astype(np.float64).T.tolist()
         self.limit, self.aligned_limit = same_layer_mm ** 2, aligned_mm ** 2
         self.across_limit = aligned_across_mm ** 2
 
     def one_track(self, hit: int, other: int) -> bool:
-        (u, v, w), (x, y, z) = self.xyz[hit], self.xyz[other]
-        dx, dy, dz = u - x, v - y, w - z
+        x, y, z = self.x, self.y, self.z
+        dx, dy, dz = x[hit] - x[other], y[hit] - y[other], z[hit] - z[other]
         distance = dx * dx + dy * dy + dz * dz
         if distance <= self.limit:
             return True
         if distance > self.aligned_limit:
             return False
-        sx, sy, sz = u + x, v + y, w + z  # toward their midpoint from the origin
+        # toward their midpoint from the origin
+        sx, sy, sz = x[hit] + x[other], y[hit] + y[other], z[hit] + z[other]
         along = dx * sx + dy * sy + dz * sz
         return distance - along * along / (sx * sx + sy * sy + sz * sz) <= self.across_limit
 
