@@ -13,6 +13,7 @@ from hepclust.tracking.edge_filter import (
     train_edge_filter,
 )
 from hepclust.tracking.hit_features import TrackingEvent, hit_features, same_particle
+from hepclust.tracking.pair_features import oriented
 
 
 def fan_of_tracks(seed: int, particles: int = 12, layers: int = 5) -> tuple[TrackingEvent,
@@ -99,6 +100,30 @@ def test_the_cap_keeps_each_hits_best_edges_per_side_and_nothing_below_both_ends
                  for side in (0, 1)]
         assert min(ranks) < 2
     assert torch.equal(model.keep(event, edges, max_per_hit=None), edges)
+
+
+def test_the_gap_keeps_only_edges_near_the_best_of_one_of_their_hits():
+    torch.manual_seed(0)
+    event, edges = fan_of_tracks(2)
+    model = EdgeFilter(event.features.shape[1], (8,))
+    with torch.no_grad():
+        logits = model.edge_logits(event, edges)
+    inner, outer = oriented(event.positions, edges)
+    spread = float(logits.max() - logits.min())
+    gap = spread / 10
+    kept = model.keep(event, edges, max_per_hit=2, max_gap=gap)
+    capped = model.keep(event, edges, max_per_hit=2)
+    assert 0 < kept.shape[1] < capped.shape[1]
+    kept_pairs = set(map(tuple, kept.T.tolist()))
+    assert kept_pairs <= set(map(tuple, capped.T.tolist()))
+    for column in range(edges.shape[1]):
+        near = [bool(logits[column] >= logits[hit == hit[column]].max() - gap
+                     and int((logits[hit == hit[column]] > logits[column]).sum()) < 2)
+                for hit in (inner, outer)]
+        assert (tuple(edges[:, column].tolist()) in kept_pairs) == any(near)
+    # Without a cap, each hit's best edge per side stays whatever the gap.
+    assert model.keep(event, edges, max_gap=0.0).shape[1] > 0
+    assert torch.equal(model.keep(event, edges, max_gap=spread + 1), edges)
 
 
 def test_the_top_per_key_are_the_k_highest_of_each_key_ties_to_the_earlier():

@@ -99,22 +99,32 @@ class EdgeFilter(nn.Module):
 
     @torch.no_grad()
     def keep(self, event: TrackingEvent, edge_index: torch.Tensor,
-             max_per_hit: int | None = None) -> torch.Tensor:
-        """The edges of `edge_index` (2, E) above the stored threshold; with
-        `max_per_hit`, of those only the `max_per_hit` most probable of each hit toward
-        hits farther out and toward hits farther in (an edge stays where either of its
-        hits ranks it so), which makes the kept graph grow as the hits, not as the pairs
-        of hits that the candidate windows hold."""
+             max_per_hit: int | None = None, max_gap: float | None = None) -> torch.Tensor:
+        """The edges of `edge_index` (2, E) above the stored threshold; of those, with
+        `max_per_hit`, only the `max_per_hit` most probable of each hit toward hits
+        farther out and toward hits farther in, and with `max_gap`, only those within
+        `max_gap` of the hit's best logit on that side (an edge stays where either of its
+        hits ranks it so). The cap makes the kept graph grow as the hits, not as the
+        pairs of hits that the candidate windows hold; the gap drops the runners-up that
+        a hit's best edge far outscores, which multiply with the density."""
         self.eval()
         inner, outer = oriented(event.positions, edge_index)
         logits = self._oriented_logits(event, inner, outer)
         kept = logits > self.threshold
         edges = edge_index[:, kept]
-        if max_per_hit is None:
+        if max_per_hit is None and max_gap is None:
             return edges
         score, hits = logits[kept], len(event)
-        return edges[:, top_per_key(score, inner[kept], max_per_hit, hits)
-                     | top_per_key(score, outer[kept], max_per_hit, hits)]
+        chosen = torch.zeros(len(score), dtype=torch.bool, device=score.device)
+        for hit in (inner[kept], outer[kept]):
+            ranked = (torch.ones_like(chosen) if max_per_hit is None
+                      else top_per_key(score, hit, max_per_hit, hits))
+            if max_gap is not None:
+                best = score.new_full((hits,), float("-inf")).scatter_reduce_(0, hit, score,
+                                                                              "amax")
+                ranked &= score >= best[hit] - max_gap
+            chosen |= ranked
+        return edges[:, chosen]
 
 
 def top_per_key(score: torch.Tensor, key: torch.Tensor, k: int, size: int) -> torch.Tensor:

@@ -56,6 +56,7 @@ class GraphSettings:
     threshold: float = 0.5
     builder: Builder = "embedding"
     filter_max_per_hit: int | None = None  # the edge filter's cap per hit and side
+    filter_max_gap: float | None = None  # and its largest logit gap below the hit's best
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,7 @@ def reconstruct(event: TrackingEvent, models: Models, graph: GraphSettings,
 
     filtered = (candidates if models.edge_filter is None
                 else clock.run("filter", models.edge_filter.keep, event, candidates,
-                               graph.filter_max_per_hit))
+                               graph.filter_max_per_hit, graph.filter_max_gap))
 
     filtered_probability = clock.run("refinement", edge_probabilities, models.refinement,
                                      event, filtered, device)

@@ -35,7 +35,8 @@ def graph_settings(config: dict) -> GraphSettings:
     return GraphSettings(k=config["graph"]["k"], radius=config["graph"]["radius"],
                          threshold=config["refinement"]["threshold"],
                          builder=config["graph"]["builder"],
-                         filter_max_per_hit=config["filter"]["max_edges_per_hit"])
+                         filter_max_per_hit=config["filter"]["max_edges_per_hit"],
+                         filter_max_gap=config["filter"]["max_logit_gap"])
 
 
 def clustering_settings(config: dict) -> ClusteringSettings:
