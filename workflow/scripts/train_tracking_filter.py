@@ -21,6 +21,6 @@ with logged_to(snakemake.log[0]):
     save_module(snakemake.output.model, "filter", model, arguments, history)
     write_json(history, snakemake.output.history)
     graphs, rows = filtered_graphs(model, tables, candidates, device,
-                                   settings["max_edges_per_hit"], settings["max_logit_gap"])
+                                   settings["max_edges_per_hit"])
     save_graphs(snakemake.output.graphs, graphs)
     write_json(rows, snakemake.output.edges)

@@ -72,16 +72,14 @@ def fit_edge_filter(events: Sequence[TrackingEvent], candidates: Sequence[torch.
 
 def filtered_graphs(edge_filter: EdgeFilter, tables: Sequence[EventTables],
                     candidates: dict[int, torch.Tensor], device: torch.device,
-                    max_per_hit: int | None = None, max_gap: float | None = None
-                    ) -> tuple[dict[int, torch.Tensor], list[dict]]:
+                    max_per_hit: int | None = None) -> tuple[dict[int, torch.Tensor],
+                                                             list[dict]]:
     """Each event's candidate edges that pass the filter (at most `max_per_hit` per hit
-    and side, within `max_gap` of the best: `EdgeFilter.keep`), and the graphs' size and
-    quality."""
+    and side, `EdgeFilter.keep`), and the graphs' size and quality."""
     graphs, rows = {}, []
     for table in tqdm(tables, desc="filtered graphs", unit="event"):
         event = table.tracking_event().to(device)
-        edges = edge_filter.keep(event, candidates[table.event_id].to(device), max_per_hit,
-                                 max_gap)
+        edges = edge_filter.keep(event, candidates[table.event_id].to(device), max_per_hit)
         graphs[table.event_id] = edges.cpu()
         rows.append({"event": table.name, **edge_metrics(edges, event.particle_id)})
     return graphs, rows
