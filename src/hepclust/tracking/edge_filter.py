@@ -110,21 +110,25 @@ class EdgeFilter(nn.Module):
         self.eval()
         inner, outer = oriented(event.positions, edge_index)
         logits = self._oriented_logits(event, inner, outer)
-        kept = logits > self.threshold
-        edges = edge_index[:, kept]
+        kept = (logits > self.threshold).nonzero().squeeze(1)
         if max_per_hit is None and max_gap is None:
-            return edges
+            return edge_index[:, kept]
         score, hits = logits[kept], len(event)
+        ends, near = (inner[kept], outer[kept]), (None, None)
+        if max_gap is not None:
+            near = tuple(score >= score.new_full((hits,), float("-inf")).scatter_reduce_(
+                0, hit, score, "amax")[hit] - max_gap for hit in ends)
+            # Ranks need only these: whatever outranks an edge near its hit's best is too.
+            survivors = (near[0] | near[1]).nonzero().squeeze(1)
+            kept, score = kept[survivors], score[survivors]
+            ends = tuple(hit[survivors] for hit in ends)
+            near = tuple(close[survivors] for close in near)
         chosen = torch.zeros(len(score), dtype=torch.bool, device=score.device)
-        for hit in (inner[kept], outer[kept]):
+        for hit, close in zip(ends, near, strict=True):
             ranked = (torch.ones_like(chosen) if max_per_hit is None
                       else top_per_key(score, hit, max_per_hit, hits))
-            if max_gap is not None:
-                best = score.new_full((hits,), float("-inf")).scatter_reduce_(0, hit, score,
-                                                                              "amax")
-                ranked &= score >= best[hit] - max_gap
-            chosen |= ranked
-        return edges[:, chosen]
+            chosen |= ranked if close is None else ranked & close
+        return edge_index[:, kept[chosen]]
 
 
 def top_per_key(score: torch.Tensor, key: torch.Tensor, k: int, size: int) -> torch.Tensor:
