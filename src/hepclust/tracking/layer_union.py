@@ -105,9 +105,10 @@ class LayerClusters:
         self.size = np.bincount(labels, minlength=count).tolist()
         if joining is None and count == len(labels):  # one hit each, as the layer union starts
             layer_of = layers.tolist()
-            self.members = [{layer_of[hit]: [hit]} for hit in np.argsort(labels).tolist()]
+            self.members: list[dict | None] = [{layer_of[hit]: [hit]}
+                                               for hit in np.argsort(labels).tolist()]
             return
-        self.members: list[dict | None] = [{} for _ in range(count)]  # at roots only
+        self.members = [{} for _ in range(count)]  # at roots only
         hits = np.arange(len(labels)) if joining is None else np.flatnonzero(joining[labels])
         for hit, label, layer in zip(hits.tolist(), labels[hits].tolist(), layers[hits].tolist(),
                                      strict=True):
