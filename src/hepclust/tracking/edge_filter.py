@@ -116,8 +116,7 @@ class EdgeFilter(nn.Module):
         score, hits = logits[kept], len(event)
         ends, near = (inner[kept], outer[kept]), (None, None)
         if max_gap is not None:
-            near = tuple(score >= score.new_full((hits,), float("-inf")).scatter_reduce_(
-                0, hit, score, "amax")[hit] - max_gap for hit in ends)
+            near = tuple(score >= per_key_max(score, hit, hits)[hit] - max_gap for hit in ends)
             # Ranks need only these: whatever outranks an edge near its hit's best is too.
             survivors = (near[0] | near[1]).nonzero().squeeze(1)
             kept, score = kept[survivors], score[survivors]
@@ -131,6 +130,11 @@ class EdgeFilter(nn.Module):
         return edge_index[:, kept[chosen]]
 
 
+def per_key_max(score: torch.Tensor, key: torch.Tensor, size: int) -> torch.Tensor:
+    """The highest `score` (E,) of each key 0 <= key < `size` (-inf where none) -> (size,)."""
+    return score.new_full((size,), float("-inf")).scatter_reduce_(0, key, score, "amax")
+
+
 def top_per_key(score: torch.Tensor, key: torch.Tensor, k: int, size: int) -> torch.Tensor:
     """Which entries are among the `k` highest (finite) `score` of those sharing their `key`
     (0 <= key < size), ties going to the earlier entry: k passes of a per-key maximum,
@@ -138,8 +142,7 @@ def top_per_key(score: torch.Tensor, key: torch.Tensor, k: int, size: int) -> to
     remaining = score.clone()
     chosen = torch.zeros(len(score), dtype=torch.bool, device=score.device)
     for _ in range(k):
-        best = score.new_full((size,), float("-inf")).scatter_reduce_(0, key, remaining,
-                                                                      "amax")
+        best = per_key_max(remaining, key, size)
         tied = ((remaining == best[key]) & ~chosen).nonzero().squeeze(1)
         first = torch.full((size,), len(score), device=score.device).scatter_reduce_(
             0, key[tied], tied, "amin")
