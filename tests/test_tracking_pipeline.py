@@ -58,6 +58,7 @@ from hepclust.tracking.settings import (
     refinement_settings,
 )
 from hepclust.tracking.split_stop import Split, Stop
+from straight_tracks import two_straight_tracks
 
 TINY = Path(__file__).resolve().parents[1] / ".test" / "config" / "config.yaml"
 
@@ -239,14 +240,6 @@ def test_resplit_cuts_the_weakest_edge_of_a_component_too_large_for_a_track():
     unsorted = ClusteringSettings(initial="resplit", resplit_thresholds=(0.99, 0.97))
     with pytest.raises(ValueError, match="increase"):
         initial_partition(edges, 13, unsorted, "cpu", probability)
-
-
-def two_straight_tracks() -> tuple[np.ndarray, np.ndarray]:
-    """Hits 0-4 and 5-9: two tracks crossing layers 1-5 at y = 0 and y = 100 mm."""
-    layers = np.tile(np.arange(1, 6), 2)
-    positions = np.array([[100.0 * layer, 100.0 * track, 0.0]
-                          for track in range(2) for layer in range(1, 6)])
-    return layers, positions
 
 
 def test_layer_union_keeps_out_a_fake_edge_that_would_put_two_hits_on_one_layer():
