@@ -126,6 +126,22 @@ def test_the_gap_keeps_only_edges_near_the_best_of_one_of_their_hits():
     assert torch.equal(model.keep(event, edges, max_gap=spread + 1), edges)
 
 
+def test_keep_chunk_by_chunk_keeps_what_it_keeps_at_once():
+    torch.manual_seed(0)
+    event, edges = fan_of_tracks(3)
+    model = EdgeFilter(event.features.shape[1], (8,))
+    with torch.no_grad():
+        logits = model.edge_logits(event, edges)
+        model.threshold.fill_(float(logits.median()))
+    above = edges[:, logits > model.threshold]
+    assert torch.equal(model.keep(event, edges, chunk=7), above)
+    whole = model.keep(event, edges, max_per_hit=2, max_gap=0.5, chunk=edges.shape[1])
+    assert 0 < whole.shape[1] < above.shape[1]
+    for chunk in (7, 50):
+        assert torch.equal(model.keep(event, edges, max_per_hit=2, max_gap=0.5, chunk=chunk),
+                           whole)
+
+
 def test_the_top_per_key_are_the_k_highest_of_each_key_ties_to_the_earlier():
     score = torch.tensor([0.1, 0.5, 0.9, 0.7, 0.9, 0.0])
     key = torch.tensor([3, 1, 3, 1, 3, 2])

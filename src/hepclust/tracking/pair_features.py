@@ -32,10 +32,22 @@ Z0_SCALE = 200.0  # mm: tracks start within 200 mm of the origin along z
 FAR = 1e6  # mm: stands for an infinite z0
 
 
+def hit_coordinates(positions: torch.Tensor) -> torch.Tensor:
+    """(4, N): each hit's x, y, z and transverse radius r, one row each, so that the
+    pair functions below can gather them per edge, a chunk of edges at a time."""
+    x, y, z = positions.T.contiguous()
+    return torch.stack([x, y, z, torch.hypot(x, y)])
+
+
 def oriented(positions: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor,
                                                                          torch.Tensor]:
     """(inner, outer) hit indices of each edge: inner has the smaller transverse radius."""
-    r = torch.hypot(positions[:, 0], positions[:, 1])
+    return oriented_by_radius(torch.hypot(positions[:, 0], positions[:, 1]), edge_index)
+
+
+def oriented_by_radius(r: torch.Tensor, edge_index: torch.Tensor) -> tuple[torch.Tensor,
+                                                                           torch.Tensor]:
+    """`oriented`, given each hit's transverse radius r (N,)."""
     first, second = edge_index[0], edge_index[1]
     swap = (r[second] < r[first]) | ((r[second] == r[first]) & (second < first))
     return torch.where(swap, second, first), torch.where(swap, first, second)
@@ -52,10 +64,15 @@ def pair_quantities(positions: torch.Tensor, edge_index: torch.Tensor) -> dict[s
 def oriented_pair_quantities(positions: torch.Tensor, inner: torch.Tensor,
                              outer: torch.Tensor) -> dict[str, torch.Tensor]:
     """`pair_quantities` of the edges inner -> outer, already `oriented`."""
+    return coordinate_pair_quantities(hit_coordinates(positions), inner, outer)
+
+
+def coordinate_pair_quantities(coordinates: torch.Tensor, inner: torch.Tensor,
+                               outer: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`oriented_pair_quantities` from the hits' `hit_coordinates` (4, N)."""
     # Each hit's coordinates taken once and gathered per edge: on dense events the
     # arithmetic per edge is the whole cost.
-    x, y, z = positions.T.contiguous()
-    r = torch.hypot(x, y)
+    x, y, z, r = coordinates
     x1, y1, z1, r1 = x[inner], y[inner], z[inner], r[inner]
     x2, y2, z2, r2 = x[outer], y[outer], z[outer], r[outer]
     cross = (x1 * y2 - y1 * x2).abs_()
@@ -77,7 +94,13 @@ def oriented_pair_features(positions: torch.Tensor, inner: torch.Tensor,
                            outer: torch.Tensor) -> torch.Tensor:
     """`pair_features` of the edges inner -> outer, already `oriented`. The (E, 5)
     result is a transposed view of a (5, E) tensor: one feature's values lie together."""
-    pair = oriented_pair_quantities(positions, inner, outer)
+    return coordinate_pair_features(hit_coordinates(positions), inner, outer)
+
+
+def coordinate_pair_features(coordinates: torch.Tensor, inner: torch.Tensor,
+                             outer: torch.Tensor) -> torch.Tensor:
+    """`oriented_pair_features` from the hits' `hit_coordinates` (4, N)."""
+    pair = coordinate_pair_quantities(coordinates, inner, outer)
     z0 = torch.nan_to_num(pair["z0"], nan=0.0, posinf=FAR, neginf=-FAR).clamp(-FAR, FAR)
     return torch.stack([pair["dr"] / LENGTH_SCALE, pair["dphi"], pair["dz"] / LENGTH_SCALE,
                         _asinh(torch.nan_to_num(RHO_MIN / pair["rho"], nan=0.0)),
