@@ -92,14 +92,15 @@ class LayerPairGraph:
         for layers, low, high in zip(self.layers, self.low, self.high, strict=True):
             pairs = _window_pairs(hits, by_layer, layers, low, high)
             if pairs is not None:
-                found[(int(layers[1]), int(layers[0])) in reversible].append(np.stack(pairs))
-        pairs = [torch.from_numpy(np.concatenate(found[False], axis=1))] if found[False] else []
+                # i < j while a layer pair's few thousand pairs are still in the cache
+                found[(int(layers[1]), int(layers[0])) in reversible].append(
+                    np.stack([np.minimum(*pairs), np.maximum(*pairs)]))
         if found[True]:
-            pairs.append(undirected(torch.from_numpy(np.concatenate(found[True], axis=1)),
-                                    len(event)))
-        pairs = torch.cat(pairs, dim=1) if pairs else torch.zeros((2, 0), dtype=torch.int64)
-        return torch.stack([pairs.min(dim=0).values, pairs.max(dim=0).values]).to(
-            event.positions.device)
+            found[False].append(undirected(torch.from_numpy(np.concatenate(found[True], axis=1)),
+                                           len(event)).numpy())
+        pairs = (np.concatenate(found[False], axis=1) if found[False]
+                 else np.zeros((2, 0), dtype=np.int64))
+        return torch.from_numpy(pairs).to(event.positions.device)
 
     def save(self, path: str | Path) -> None:
         with atomic_path(path) as tmp:
