@@ -152,9 +152,13 @@ class EdgeFilter(nn.Module):
             near = tuple(close[survivors] for close in near)
         chosen = torch.zeros(len(score), dtype=torch.bool, device=score.device)
         for hit, close in zip(ends, near, strict=True):
-            ranked = (torch.ones_like(chosen) if max_per_hit is None
-                      else top_per_key(score, hit, max_per_hit, hits))
-            chosen |= ranked if close is None else ranked & close
+            # Ranked among the edges near their hit's best only: none of the others
+            # outranks one of them.
+            rows = (torch.arange(len(score), device=score.device) if close is None
+                    else close.nonzero().squeeze(1))
+            if max_per_hit is not None:
+                rows = rows[top_per_key(score[rows], hit[rows], max_per_hit, hits)]
+            chosen[rows] = True
         return edge_index[:, kept[chosen]]
 
 
@@ -165,18 +169,22 @@ def per_key_max(score: torch.Tensor, key: torch.Tensor, size: int) -> torch.Tens
 
 def top_per_key(score: torch.Tensor, key: torch.Tensor, k: int, size: int) -> torch.Tensor:
     """Which entries are among the `k` highest (finite) `score` of those sharing their `key`
-    (0 <= key < size), ties going to the earlier entry: k passes of a per-key maximum,
-    each linear in the entries, where sorting them cost about three times as much."""
-    remaining = score.clone()
-    chosen = torch.zeros(len(score), dtype=torch.bool, device=score.device)
+    (0 <= key < size), ties going to the earlier entry: every entry of a key with at most
+    `k`, then k passes of a per-key maximum over the rest, each linear in the entries,
+    where sorting them cost about three times as much."""
+    chosen = torch.bincount(key, minlength=size)[key] <= k
+    crowded = (~chosen).nonzero().squeeze(1)
+    remaining, key = score[crowded], key[crowded]
+    picked_here = torch.zeros(len(crowded), dtype=torch.bool, device=score.device)
     for _ in range(k):
         best = per_key_max(remaining, key, size)
-        tied = ((remaining == best[key]) & ~chosen).nonzero().squeeze(1)
-        first = torch.full((size,), len(score), device=score.device).scatter_reduce_(
+        tied = ((remaining == best[key]) & ~picked_here).nonzero().squeeze(1)
+        first = torch.full((size,), len(remaining), device=score.device).scatter_reduce_(
             0, key[tied], tied, "amin")
         picked = tied[first[key[tied]] == tied]
-        chosen[picked] = True
+        picked_here[picked] = True
         remaining[picked] = float("-inf")
+    chosen[crowded[picked_here]] = True
     return chosen
 
 
