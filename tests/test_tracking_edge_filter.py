@@ -38,6 +38,16 @@ def fan_of_tracks(seed: int, particles: int = 12, layers: int = 5) -> tuple[Trac
     return event, torch.from_numpy(np.concatenate(pairs, axis=1))
 
 
+def untrained_filter(seed: int) -> tuple[TrackingEvent, torch.Tensor, EdgeFilter, torch.Tensor]:
+    """A fan of tracks with its candidates, an untrained filter (its threshold -inf, so
+    that the cap and the gap decide) and the filter's logits of the candidates."""
+    torch.manual_seed(0)
+    event, edges = fan_of_tracks(seed)
+    model = EdgeFilter(event.features.shape[1], (8,))
+    with torch.no_grad():
+        return event, edges, model, model.edge_logits(event, edges)
+
+
 def test_the_threshold_keeps_the_asked_share_of_true_edges():
     logits = torch.arange(10.0)
     threshold = efficiency_threshold(logits, 0.8)
@@ -82,10 +92,7 @@ def test_the_filter_drops_false_edges_and_keeps_its_true_edges_after_a_round_tri
 
 
 def test_the_cap_keeps_each_hits_best_edges_per_side_and_nothing_below_both_ends():
-    torch.manual_seed(0)
-    event, edges = fan_of_tracks(2)
-    model = EdgeFilter(event.features.shape[1], (8,))  # threshold -inf: the cap decides
-    logits = model.edge_logits(event, edges)
+    event, edges, model, logits = untrained_filter(2)
     kept = model.keep(event, edges, max_per_hit=2)
     assert 0 < kept.shape[1] < edges.shape[1]
     kept_pairs = set(map(tuple, kept.T.tolist()))
@@ -103,11 +110,7 @@ def test_the_cap_keeps_each_hits_best_edges_per_side_and_nothing_below_both_ends
 
 
 def test_the_gap_keeps_only_edges_near_the_best_of_one_of_their_hits():
-    torch.manual_seed(0)
-    event, edges = fan_of_tracks(2)
-    model = EdgeFilter(event.features.shape[1], (8,))
-    with torch.no_grad():
-        logits = model.edge_logits(event, edges)
+    event, edges, model, logits = untrained_filter(2)
     inner, outer = oriented(event.positions, edges)
     spread = float(logits.max() - logits.min())
     gap = spread / 10
@@ -127,12 +130,8 @@ def test_the_gap_keeps_only_edges_near_the_best_of_one_of_their_hits():
 
 
 def test_keep_chunk_by_chunk_keeps_what_it_keeps_at_once():
-    torch.manual_seed(0)
-    event, edges = fan_of_tracks(3)
-    model = EdgeFilter(event.features.shape[1], (8,))
-    with torch.no_grad():
-        logits = model.edge_logits(event, edges)
-        model.threshold.fill_(float(logits.median()))
+    event, edges, model, logits = untrained_filter(3)
+    model.threshold.fill_(float(logits.median()))
     above = edges[:, logits > model.threshold]
     assert torch.equal(model.keep(event, edges, chunk=7), above)
     whole = model.keep(event, edges, max_per_hit=2, max_gap=0.5, chunk=edges.shape[1])
