@@ -48,6 +48,7 @@ from hepclust.tracking.scaling import (
     _memory_exponent,
     fit_exponent,
     growth_per_step,
+    scaling_benchmark,
 )
 from hepclust.tracking.score import score_event
 from hepclust.tracking.settings import (
@@ -464,6 +465,12 @@ def test_fitted_exponent_of_a_power_law():
     hits = [1000, 2000, 4000, 8000]
     assert fit_exponent(hits, [3e-6 * h**1.3 for h in hits]) == pytest.approx(1.3)
     assert fit_exponent([1000, 1000], [1.0, 2.0]) is None
+
+
+def test_the_scaling_benchmark_times_at_least_one_warm_pass():
+    with pytest.raises(ValueError, match="warm_passes"):
+        scaling_benchmark(None, None, [0.1], 1, 0, None, None, torch.device("cpu"),
+                          warm_passes=0)
 
 
 def test_growth_per_step_compares_the_mean_event_of_each_density():
