@@ -63,17 +63,19 @@ class EdgeFilter(nn.Module):
         self.register_buffer("pair_scale", torch.ones(len(PAIR_FEATURES)))
         self.register_buffer("threshold", torch.tensor(float("-inf")))
 
-    def standardise(self, features: torch.Tensor, pairs: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return ((features - self.hit_mean) / self.hit_scale,
-                (pairs - self.pair_mean) / self.pair_scale)
+    def standardised_hits(self, features: torch.Tensor) -> torch.Tensor:
+        return (features - self.hit_mean) / self.hit_scale
+
+    def standardised_pairs(self, pairs: torch.Tensor) -> torch.Tensor:
+        return (pairs - self.pair_mean) / self.pair_scale
 
     def standardised_edges(self, event: TrackingEvent, edge_index: torch.Tensor
                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(inner hit of each edge, outer hit, standardised hit features (N, F),
         standardised pair features (E, 5))."""
         inner, outer = oriented(event.positions, edge_index)
-        return inner, outer, *self._standardised(event, inner, outer)
+        return (inner, outer, self.standardised_hits(event.features),
+                self.standardised_pairs(oriented_pair_features(event.positions, inner, outer)))
 
     def row_logits(self, inner_hits: torch.Tensor, outer_hits: torch.Tensor,
                    pairs: torch.Tensor) -> torch.Tensor:
@@ -81,13 +83,6 @@ class EdgeFilter(nn.Module):
         (E, F) each and their standardised pair features (E, 5)."""
         return self.mlp(torch.cat([self.hit_encoder(inner_hits), self.hit_encoder(outer_hits),
                                    pairs], dim=1)).squeeze(-1)
-
-    def _standardised(self, event: TrackingEvent, inner: torch.Tensor, outer: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(standardised hit features, standardised pair features) of the edges
-        inner -> outer, already oriented."""
-        return self.standardise(event.features,
-                                oriented_pair_features(event.positions, inner, outer))
 
     def edge_logits(self, event: TrackingEvent, edge_index: torch.Tensor,
                     chunk: int = EDGE_CHUNK) -> torch.Tensor:
@@ -99,16 +94,15 @@ class EdgeFilter(nn.Module):
 
     def _per_hit(self, event: TrackingEvent) -> tuple[torch.Tensor, torch.Tensor]:
         """The hits' `hit_coordinates` and their first-layer `end_products`."""
-        hits = (event.features - self.hit_mean) / self.hit_scale
         return (hit_coordinates(event.positions),
-                end_products(self.mlp[0], self.hit_encoder(hits)))
+                end_products(self.mlp[0], self.hit_encoder(self.standardised_hits(
+                    event.features))))
 
     def _chunk_logits(self, coordinates: torch.Tensor, products: torch.Tensor,
                       inner: torch.Tensor, outer: torch.Tensor) -> torch.Tensor:
         """The logits of the edges inner -> outer, their pair features computed here:
         a chunk's per-edge tensors stay in the cache from the features to the logits."""
-        pairs = (coordinate_pair_features(coordinates, inner, outer) - self.pair_mean
-                 ) / self.pair_scale
+        pairs = self.standardised_pairs(coordinate_pair_features(coordinates, inner, outer))
         return mlp_on_edges(self.mlp, inner, outer, products, pairs).squeeze(-1)
 
     @torch.no_grad()
